@@ -1,0 +1,379 @@
+"""Model directories and training checkpoints on disk.
+
+A model directory holds `model.safetensors`, `config.json`, `tokenizer.json` and,
+written last, `manifest.json` (format version, library versions, sha256 and size
+of each file). Loading verifies the manifest before parsing anything, and
+nothing is ever unpickled. A training checkpoint is a model directory plus
+`trainer.safetensors` (optimizer state, RNG state) and `trainer.json` (scalars).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import re
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from chatbot import fsutil
+from chatbot.config import Config, ModelConfig, from_json_dict
+from chatbot.errors import (
+    CheckpointError,
+    FormatError,
+    IntegrityError,
+    MissingFileError,
+    ShapeError,
+)
+from chatbot.model import HRED
+from chatbot.text import Tokenizer
+
+FORMAT = "chatbot-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MAX_JSON_BYTES = 10_000_000
+MAX_HEADER_BYTES = 10_000_000
+MODEL_FILES = ("model.safetensors", "config.json", "tokenizer.json")
+TRAINER_FILES = ("trainer.safetensors", "trainer.json")
+_STEP_DIR = re.compile(r"^step-(\d{8})$")
+
+
+@dataclass
+class LoadedModel:
+    """A verified model directory, ready to use (fp32, eval mode)."""
+
+    model: HRED
+    tokenizer: Tokenizer
+    config: Config
+    info: dict[str, Any]
+    path: Path
+
+
+def library_versions() -> dict[str, str]:
+    import safetensors
+    import tokenizers
+
+    from chatbot import __version__
+
+    return {
+        "chatbot": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "safetensors": safetensors.__version__,
+        "tokenizers": tokenizers.__version__,
+    }
+
+
+def model_tensors(model: HRED, *, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Unique parameters by name (the tied embedding appears once)."""
+    return {
+        name: param.detach().to("cpu", dtype).contiguous()
+        for name, param in model.named_parameters()
+    }
+
+
+def save_model(
+    path: str | Path,
+    model: HRED,
+    *,
+    config: Config,
+    tokenizer: Tokenizer,
+    info: dict[str, Any] | None = None,
+    dtype: str = "float32",
+    extra: dict[str, bytes] | None = None,
+) -> Path:
+    """Writes a model directory atomically (staged, manifest last, renamed)."""
+    target = Path(path)
+    staged = fsutil.staging_dir(target)
+    try:
+        files = {
+            "model.safetensors": save_safetensors(model_tensors(model, dtype=getattr(torch, dtype))),
+            "config.json": _json_bytes(
+                {
+                    "format": FORMAT,
+                    "version": FORMAT_VERSION,
+                    "vocab_size": model.vocab_size,
+                    "pad_id": model.pad_id,
+                    "config": config.to_dict(),
+                    "info": info or {},
+                }
+            ),
+            "tokenizer.json": tokenizer.to_json().encode("utf-8"),
+            **(extra or {}),
+        }
+        for name, data in files.items():
+            (staged / name).write_bytes(data)
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "libraries": library_versions(),
+            "files": {
+                name: {"sha256": fsutil.sha256_file(staged / name), "size": len(data)}
+                for name, data in files.items()
+            },
+        }
+        fsutil.write_bytes(staged / MANIFEST, _json_bytes(manifest))
+        fsutil.publish_dir(staged, target)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return target
+
+
+def verify(path: str | Path, required: tuple[str, ...] = MODEL_FILES) -> dict[str, Any]:
+    """Checks the manifest and every file's size and sha256; returns the manifest.
+
+    Raises:
+        CheckpointError: a subclass naming the offending file.
+    """
+    folder = Path(path)
+    manifest_path = folder / MANIFEST
+    if not folder.is_dir():
+        raise MissingFileError(folder, "no such model directory")
+    manifest = read_json(manifest_path)
+    if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+        raise FormatError(manifest_path, f"not a {FORMAT} manifest")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise FormatError(manifest_path, f"format version {manifest.get('version')} is not supported")
+    entries: dict[str, Any] = manifest["files"]
+    for name in required:
+        if name not in entries:
+            raise MissingFileError(folder / name, "not listed in the manifest")
+    for name, entry in entries.items():
+        file = folder / name
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise FormatError(manifest_path, f"invalid file name {name!r}")
+        if not file.is_file():
+            raise MissingFileError(file, "missing")
+        size = file.stat().st_size
+        if size != entry.get("size"):
+            raise IntegrityError(file, f"size {size} differs from the manifest's {entry.get('size')}")
+        if fsutil.sha256_file(file) != entry.get("sha256"):
+            raise IntegrityError(file, "sha256 differs from the manifest (file corrupted)")
+    return manifest
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Verifies, then loads a model directory; weights are restored to fp32."""
+    folder = fsutil.resolve_dir(path)
+    manifest = verify(folder)
+    meta = read_json(folder / "config.json")
+    try:
+        config = _config_from_json(meta["config"])
+        vocab_size, pad_id = int(meta["vocab_size"]), int(meta["pad_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(folder / "config.json", f"invalid model config: {exc}") from None
+    tokenizer = Tokenizer.load(folder / "tokenizer.json")
+    if tokenizer.vocab_size != vocab_size:
+        raise ShapeError(
+            folder / "tokenizer.json",
+            f"vocabulary of {tokenizer.vocab_size} does not match the model's {vocab_size}",
+        )
+    model = HRED(config.model, vocab_size=vocab_size, pad_id=pad_id)
+    tensors = read_safetensors(folder / "model.safetensors")
+    load_weights(model, tensors, folder / "model.safetensors")
+    model.eval()
+    info = dict(meta.get("info") or {})
+    info["manifest"] = manifest
+    return LoadedModel(model, tokenizer, config, info, folder)
+
+
+def load_weights(model: HRED, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Copies `tensors` into `model` after checking names, shapes and finiteness."""
+    expected = dict(model.named_parameters())
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ShapeError(path, f"missing weights {missing[:5]}, unexpected weights {unexpected[:5]}")
+    for name, param in expected.items():
+        value = tensors[name]
+        if value.shape != param.shape:
+            raise ShapeError(path, f"{name} has shape {tuple(value.shape)}, expected {tuple(param.shape)}")
+        if not value.is_floating_point():
+            raise ShapeError(path, f"{name} has dtype {value.dtype}, expected a float")
+        if not bool(torch.isfinite(value).all()):
+            raise ShapeError(path, f"{name} holds NaN or Inf values")
+    with torch.no_grad():
+        for name, param in expected.items():
+            param.copy_(tensors[name].to(param.dtype))
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Parses a safetensors file after bounding its header."""
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise FormatError(path, "truncated safetensors file")
+    (header_size,) = struct.unpack("<Q", data[:8])
+    if header_size > MAX_HEADER_BYTES or 8 + header_size > len(data):
+        raise FormatError(path, f"safetensors header of {header_size} bytes is invalid")
+    if data[8:9] != b"{":
+        raise FormatError(path, "not a safetensors file (a pickle or other format?)")
+    try:
+        tensors: dict[str, torch.Tensor] = load_safetensors(data)
+    except Exception as exc:
+        raise FormatError(path, f"invalid safetensors data: {exc}") from None
+    return tensors
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise MissingFileError(path, "missing")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise FormatError(path, f"larger than {MAX_JSON_BYTES} bytes")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(path, f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise FormatError(path, "expected a JSON object")
+    return value
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _config_from_json(data: dict[str, Any]) -> Config:
+    from chatbot.config import DataConfig, TokenizerConfig, TrainConfig
+
+    config = Config(
+        model=from_json_dict(data["model"], ModelConfig),
+        tokenizer=from_json_dict(data["tokenizer"], TokenizerConfig),
+        data=from_json_dict(data["data"], DataConfig),
+        train=from_json_dict(data["train"], TrainConfig),
+    )
+    config.validate()
+    return config
+
+
+# Training checkpoints -------------------------------------------------------
+
+
+def save_checkpoint(
+    folder: str | Path,
+    *,
+    step: int,
+    model: HRED,
+    optimizer: torch.optim.Optimizer,
+    config: Config,
+    tokenizer: Tokenizer,
+    state: dict[str, Any],
+    keep: int = 2,
+) -> Path:
+    """Writes `folder/step-NNNNNNNN` atomically and prunes all but the newest `keep`."""
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    tensors, groups = _optimizer_tensors(optimizer)
+    tensors["rng.torch"] = torch.get_rng_state()
+    trainer = {"step": step, "state": state, "param_groups": groups}
+    target = save_model(
+        root / f"step-{step:08d}",
+        model,
+        config=config,
+        tokenizer=tokenizer,
+        info={"step": step},
+        extra={
+            "trainer.safetensors": save_safetensors(tensors),
+            "trainer.json": _json_bytes(trainer),
+        },
+    )
+    for old in list_checkpoints(root)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def list_checkpoints(folder: str | Path) -> list[Path]:
+    """Complete-looking checkpoint folders, newest first (staging folders are skipped)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The newest checkpoint that verifies; partial or corrupt ones are skipped."""
+    for candidate in list_checkpoints(folder):
+        try:
+            verify(candidate, MODEL_FILES + TRAINER_FILES)
+        except CheckpointError:
+            continue
+        return candidate
+    return None
+
+
+def load_checkpoint(
+    path: str | Path, model: HRED, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
+    """Restores weights, optimizer and RNG state in place; returns the trainer state."""
+    folder = Path(path)
+    verify(folder, MODEL_FILES + TRAINER_FILES)
+    load_weights(model, read_safetensors(folder / "model.safetensors"), folder / "model.safetensors")
+    trainer = read_json(folder / "trainer.json")
+    tensors = read_safetensors(folder / "trainer.safetensors")
+    try:
+        _restore_optimizer(optimizer, tensors, trainer["param_groups"])
+        torch.set_rng_state(tensors["rng.torch"])
+        state: dict[str, Any] = trainer["state"]
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise FormatError(folder / "trainer.json", f"invalid trainer state: {exc}") from None
+    return state
+
+
+def _optimizer_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    saved = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for index, slots in saved["state"].items():
+        for key, value in slots.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"optim.{index}.{key}"] = tensor.detach().cpu().contiguous()
+    groups = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items()}
+        for group in saved["param_groups"]
+    ]
+    for group in groups:
+        for key, value in group.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise CheckpointError("trainer.json", f"optimizer {key} is not finite")
+    return tensors, groups
+
+
+def _restore_optimizer(
+    optimizer: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    groups: list[dict[str, Any]],
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        if not name.startswith("optim."):
+            continue
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = tensor
+    fixed = []
+    for group in groups:
+        fixed.append({k: (tuple(v) if k == "betas" else v) for k, v in group.items()})
+    optimizer.load_state_dict({"state": state, "param_groups": fixed})
+
+
+def packaged_model_dir() -> Path:
+    """The default bot's model directory, shipped inside the package."""
+    return Path(__file__).parent / "models" / "default"
+
+
+def resolve_model_dir(name: str | Path) -> Path:
+    """`default`, a model directory, or a training run folder (its `model/`)."""
+    if str(name) == "default":
+        return packaged_model_dir()
+    path = Path(name)
+    if not (path / MANIFEST).exists() and (path / "model" / MANIFEST).exists():
+        return path / "model"
+    return path

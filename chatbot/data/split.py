@@ -1,0 +1,52 @@
+"""Train / validation / test split by conversation, never by turn."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chatbot.data.corpora import Conversation
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[Conversation]
+    valid: list[Conversation]
+    test: list[Conversation]
+
+    def get(self, name: str) -> list[Conversation]:
+        if name == "all":
+            return [*self.train, *self.valid, *self.test]
+        if name not in ("train", "valid", "test"):
+            raise ValueError(f"unknown split {name!r}; use train, valid, test or all")
+        conversations: list[Conversation] = getattr(self, name)
+        return conversations
+
+
+def split_conversations(
+    conversations: Sequence[Conversation],
+    *,
+    seed: int,
+    valid_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+) -> Split:
+    """Shuffles conversations with `seed` and cuts test, then valid, then train.
+
+    Every non-empty fraction gets at least one conversation when there are three or more.
+    """
+    order = list(range(len(conversations)))
+    random.Random(seed).shuffle(order)
+    n = len(order)
+    n_test = _count(n, test_fraction)
+    n_valid = _count(n - n_test, valid_fraction)
+    test = [conversations[i] for i in order[:n_test]]
+    valid = [conversations[i] for i in order[n_test : n_test + n_valid]]
+    train = [conversations[i] for i in order[n_test + n_valid :]]
+    return Split(train=train, valid=valid, test=test)
+
+
+def _count(n: int, fraction: float) -> int:
+    if fraction <= 0 or n < 3:
+        return 0
+    return max(1, round(n * fraction))

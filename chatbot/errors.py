@@ -1,0 +1,83 @@
+"""The exception tree. Every error the project raises on purpose is a `ChatbotError`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ChatbotError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(ChatbotError, ValueError):
+    """An invalid configuration value, key or file."""
+
+
+class LocatedError(ConfigError):
+    """An error at a place in a file, shown as `file:line:col: message`.
+
+    Lines and columns are 1-based; `line` 0 means the file as a whole.
+    """
+
+    def __init__(self, path: str | Path, line: int, col: int, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.col = col
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+
+class YamlError(LocatedError):
+    """A YAML file that is malformed, unsafe or too large."""
+
+
+class DataError(ChatbotError, ValueError):
+    """A corpus source that cannot be read, or reads as empty."""
+
+
+class CorpusFormatError(DataError, LocatedError):
+    """A malformed line or record in a corpus file."""
+
+    def __init__(self, path: str | Path, line: int, col: int, message: str) -> None:
+        LocatedError.__init__(self, path, line, col, message)
+
+
+class EmptyCorpusError(DataError):
+    """A corpus source that yields no usable conversation."""
+
+
+class CheckpointError(ChatbotError):
+    """A model directory or training checkpoint that cannot be trusted.
+
+    `path` names the offending file.
+    """
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+
+class MissingFileError(CheckpointError):
+    """A file the manifest or format requires is absent."""
+
+
+class IntegrityError(CheckpointError):
+    """A file whose size or sha256 differs from its manifest entry."""
+
+
+class FormatError(CheckpointError):
+    """A file that is not in the expected format (bad header, pickle, bad JSON)."""
+
+
+class ShapeError(CheckpointError):
+    """Weights whose names, shapes or values do not fit the model config."""
+
+
+class TrainingError(ChatbotError):
+    """Training cannot start or continue."""

@@ -1,0 +1,95 @@
+"""Atomic, durable file writes: temp file in the same folder, fsync, `os.replace`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Replaces `path` with `data` so a reader sees the old or the new file, never half."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Appends one line and fsyncs (for logs such as metrics.jsonl)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line.rstrip("\n") + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def staging_dir(target: str | Path) -> Path:
+    """A fresh empty folder beside `target` to build its next version in."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+
+
+def publish_dir(staged: Path, target: str | Path) -> None:
+    """Moves a complete staged folder to `target`, replacing any previous version.
+
+    The previous version is renamed to `target.old` first and removed last, so a
+    crash in between leaves one complete version on disk (see `resolve_dir`).
+    """
+    target = Path(target)
+    old = target.with_name(target.name + ".old")
+    for path in staged.iterdir():
+        fsync_file(path)
+    fsync_dir(staged)
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)
+    fsync_dir(target.parent)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def resolve_dir(target: str | Path) -> Path:
+    """`target`, or its `.old` version when a crash interrupted `publish_dir`."""
+    target = Path(target)
+    old = target.with_name(target.name + ".old")
+    if not target.exists() and old.exists():
+        return old
+    return target

@@ -1,0 +1,119 @@
+"""Attention decoder: a GRU over the reply, Luong attention, output tied to the embedding."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from chatbot.config import Attention
+from chatbot.model.attention import LuongAttention
+
+
+class Memory(NamedTuple):
+    """What the decoder conditions on, one user utterance per batch row.
+
+    outputs: (B, S, H) encoder outputs; keys: (B, S, H); mask: (B, S) bool;
+    state: (B, H) the conversation state's contribution to every output step.
+    """
+
+    outputs: torch.Tensor
+    keys: torch.Tensor
+    mask: torch.Tensor
+    state: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> Memory:
+        """Rows `index` (e.g. to expand for beam search or to drop finished rows)."""
+        return Memory(self.outputs[index], self.keys[index], self.mask[index], self.state[index])
+
+
+class Decoder(nn.Module):
+    """No input feeding: the GRU never sees attention output, so teacher forcing
+    runs the whole target in one GRU call and attention in two batched matmuls.
+    """
+
+    def __init__(
+        self,
+        embedding: nn.Embedding,
+        *,
+        hidden_size: int,
+        num_layers: int,
+        context_size: int,
+        attention: Attention,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(
+            embedding.embedding_dim,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.attention = LuongAttention(attention, hidden_size)
+        self.combine = nn.Linear(2 * hidden_size, hidden_size)
+        self.state_proj = nn.Linear(context_size, hidden_size, bias=False)
+        self.out_proj = nn.Linear(hidden_size, embedding.embedding_dim)
+
+    def prepare(self, outputs: torch.Tensor, mask: torch.Tensor, state: torch.Tensor) -> Memory:
+        """Memory for encoder `outputs` (B, S, H), `mask` (B, S) and conversation `state` (B, C)."""
+        return Memory(outputs, self.attention.prepare(outputs), mask, self.state_proj(state))
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        hidden: torch.Tensor,
+        memory: Memory,
+        lengths: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Runs the decoder over given input tokens (teacher forcing).
+
+        Args:
+            tokens: (B, T) int64 inputs, `<bos>` first.
+            hidden: (L, B, H) initial state.
+            memory: attention memory of B utterances.
+            lengths: (B,) int64 real lengths; when given, the GRU skips padding
+                and `hidden` is each row's state at its own last real token.
+
+        Returns:
+            features (B, T, H) for `logits`, the final hidden (L, B, H), and
+            attention weights (B, T, S).
+        """
+        embedded = self.dropout(self.embedding(tokens))
+        if lengths is None:
+            states, hidden = self.gru(embedded, hidden)
+        else:
+            packed = pack_padded_sequence(
+                embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            states, hidden = self.gru(packed, hidden)
+            states, _ = pad_packed_sequence(states, batch_first=True, total_length=tokens.shape[1])
+        context, weights = self.attention(states, memory.keys, memory.outputs, memory.mask)
+        mixed = self.combine(torch.cat([states, context], dim=-1)) + memory.state.unsqueeze(1)
+        features = torch.tanh(mixed)
+        return self.dropout(features), hidden, weights
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., H) features -> (..., V) logits through the tied embedding."""
+        return F.linear(self.out_proj(features), self.embedding.weight)
+
+    def step(
+        self, token: torch.Tensor, hidden: torch.Tensor, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One decoding step.
+
+        Args:
+            token: (B,) int64 previous token.
+            hidden: (L, B, H).
+            memory: attention memory of B utterances.
+
+        Returns:
+            logits (B, V), new hidden (L, B, H), attention weights (B, S).
+        """
+        features, hidden, weights = self.forward(token.unsqueeze(1), hidden, memory)
+        return self.logits(features.squeeze(1)), hidden, weights.squeeze(1)

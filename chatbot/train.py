@@ -1,0 +1,358 @@
+"""The training loop, written out in one place.
+
+Single process or DistributedDataParallel under `torchrun` (gloo on CPU, nccl on
+GPU); only rank 0 writes files. The run folder holds `model/` (the best model
+so far), `checkpoints/step-NNNNNNNN/` and `metrics.jsonl`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from chatbot import checkpoint, fsutil
+from chatbot.config import Config
+from chatbot.data import (
+    Conversation,
+    WindowBatcher,
+    encode_conversations,
+    load_corpus,
+    split_conversations,
+)
+from chatbot.errors import TrainingError
+from chatbot.evaluate import window_perplexity
+from chatbot.model import HRED
+from chatbot.text import Tokenizer
+
+LogFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    epochs: float
+    best_val_ppl: float
+    final_val_ppl: float
+    target_tokens: int
+    elapsed_s: float
+    stopped_early: bool
+    model_dir: Path
+
+
+@dataclass
+class _Progress:
+    """Everything the loop needs to continue exactly where it stopped."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    target_tokens: int = 0
+    elapsed_s: float = 0.0
+    best_val_ppl: float = math.inf
+    val_ppl: float = math.nan
+    bad_evals: int = 0
+
+
+def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warmup, then cosine decay to `min_ratio` at `total` steps."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    span = max(total - warmup, 1)
+    progress = min(max(step - warmup, 0) / span, 1.0)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def train(
+    config: Config,
+    *,
+    out_dir: str | Path,
+    conversations: Sequence[Conversation] | None = None,
+    max_steps: int | None = None,
+    resume: bool = False,
+    on_log: LogFn | None = None,
+) -> TrainResult:
+    """Trains a model from `config` and writes the run folder `out_dir`.
+
+    Args:
+        conversations: the corpus; loaded from `config.data.source` when None.
+        max_steps: stop after this many optimizer steps in total (overrides
+            `train.max_steps`); the run can be resumed past it.
+        resume: continue from the newest verified checkpoint in `out_dir`.
+        on_log: called on rank 0 with each metrics record as it is written.
+    """
+    out = Path(out_dir)
+    rank, world = _dist_info()
+    tc = config.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = torch.device(f"cuda:{_local_rank()}" if torch.cuda.is_available() else "cpu")
+    _seed_everything(tc.seed + rank)
+
+    corpus = list(conversations) if conversations is not None else load_corpus(config.data.source)
+    if config.data.max_conversations:
+        corpus = corpus[: config.data.max_conversations]
+    split = split_conversations(
+        corpus,
+        seed=config.data.split_seed,
+        valid_fraction=config.data.valid_fraction,
+        test_fraction=config.data.test_fraction,
+    )
+    if not split.train:
+        raise TrainingError("the training split is empty")
+    start = checkpoint.latest_checkpoint(out / "checkpoints") if resume else None
+    if resume and start is None:
+        raise TrainingError(f"{out / 'checkpoints'}: no verified checkpoint to resume from")
+    tokenizer = _tokenizer(config, split.train, out, start, rank, world)
+
+    def batcher(convs: Sequence[Conversation]) -> WindowBatcher:
+        encoded = encode_conversations(convs, tokenizer, max_tokens=config.data.max_utterance_tokens)
+        return WindowBatcher(
+            encoded,
+            window_turns=config.data.window_turns,
+            batch_size=tc.batch_size,
+            pad_id=tokenizer.pad_id,
+            bos_id=tokenizer.bos_id,
+            eos_id=tokenizer.eos_id,
+        )
+
+    train_batches = batcher(split.train)
+    valid_batches = batcher(split.valid or split.train[:1])
+    steps_per_epoch = train_batches.steps_per_epoch(world)
+    if steps_per_epoch == 0:
+        raise TrainingError(
+            f"{len(train_batches.windows)} training windows make no full batch across {world} "
+            "process(es); use more data or a smaller train.batch_size"
+        )
+    limit = max_steps if max_steps is not None else tc.max_steps
+    total_steps = tc.max_epochs * steps_per_epoch
+    schedule_steps = min(total_steps, limit) if limit else total_steps
+    if limit:
+        total_steps = min(total_steps, limit)
+
+    model = HRED(config.model, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    progress = _Progress()
+    if start is not None:
+        state = checkpoint.load_checkpoint(start, model, optimizer)
+        progress = _Progress(**state["progress"])
+    engine: torch.nn.Module = model
+    if world > 1:
+        engine = torch.nn.parallel.DistributedDataParallel(model)
+
+    def set_lr(step: int) -> None:
+        factor = lr_factor(
+            step, warmup=tc.warmup_steps, total=schedule_steps, min_ratio=tc.min_lr_ratio
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = tc.lr * factor
+
+    def log(record: dict[str, Any]) -> None:
+        if rank != 0:
+            return
+        fsutil.append_line(out / "metrics.jsonl", json.dumps(record, allow_nan=True))
+        if on_log:
+            on_log(record)
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        log({"event": "start", "config": config.to_dict(), "steps_per_epoch": steps_per_epoch,
+             "total_steps": total_steps, "resumed_from": start.name if start else None,
+             "train_conversations": len(split.train), "valid_conversations": len(split.valid),
+             "padding_fraction": round(train_batches.stats().padding_fraction, 4),
+             "world_size": world, "device": str(device)})
+
+    def save_best() -> None:
+        if rank == 0:
+            info = _provenance(config, progress, split_sizes=(split.train, split.valid, split.test))
+            checkpoint.save_model(out / "model", model, config=config, tokenizer=tokenizer,
+                                  info=info, dtype=tc.save_dtype)
+
+    def save_checkpoint() -> None:
+        if rank == 0:
+            checkpoint.save_checkpoint(
+                out / "checkpoints", step=progress.step, model=model, optimizer=optimizer,
+                config=config, tokenizer=tokenizer, state={"progress": asdict(progress)},
+                keep=tc.keep_checkpoints,
+            )
+
+    def evaluate() -> bool:
+        """Validation perplexity; True when patience has run out."""
+        progress.val_ppl = window_perplexity(model, valid_batches, device=device)
+        if progress.val_ppl < progress.best_val_ppl:
+            progress.best_val_ppl = progress.val_ppl
+            progress.bad_evals = 0
+            save_best()
+        else:
+            progress.bad_evals += 1
+        return progress.bad_evals >= tc.patience
+
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    )
+    clock = time.monotonic()
+    base_elapsed = progress.elapsed_s
+    window_loss, window_tokens, window_start = 0.0, 0, time.monotonic()
+    stopped_early = False
+    engine.train()
+    while progress.step < total_steps and progress.epoch < tc.max_epochs and not stopped_early:
+        batches = train_batches.batches(
+            progress.epoch, seed=tc.seed, rank=rank, world_size=world, start=progress.batch_in_epoch
+        )
+        for batch in batches:
+            batch = batch.to(device)
+            set_lr(progress.step)
+            with autocast:
+                loss = engine(
+                    batch.utterances, batch.lengths, batch.turn_mask, batch.dec_in, batch.dec_out,
+                    teacher_forcing=tc.teacher_forcing,
+                    rng=random.Random(tc.seed * 7_919 + progress.step * 31 + rank),
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.mean.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            tokens = _sum_across_ranks(loss.tokens, world, device)
+            progress.step += 1
+            progress.batch_in_epoch += 1
+            progress.target_tokens += tokens
+            window_loss += float(loss.total.detach())
+            window_tokens += loss.tokens
+            progress.elapsed_s = base_elapsed + time.monotonic() - clock
+            if progress.step % tc.eval_interval == 0:
+                stopped_early = evaluate()
+            if progress.step % tc.log_interval == 0 or stopped_early:
+                now = time.monotonic()
+                log(_record(progress, steps_per_epoch, window_loss / max(window_tokens, 1),
+                            optimizer.param_groups[0]["lr"],
+                            window_tokens * world / max(now - window_start, 1e-9), total_steps))
+                window_loss, window_tokens, window_start = 0.0, 0, now
+            if progress.step % tc.checkpoint_interval == 0:
+                save_checkpoint()
+            if stopped_early or progress.step >= total_steps:
+                break
+        else:
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+
+    if progress.step % tc.checkpoint_interval != 0:
+        save_checkpoint()
+    if not math.isfinite(progress.val_ppl) or progress.step % tc.eval_interval != 0:
+        stopped_early = evaluate() or stopped_early
+    if not (out / "model").exists():
+        save_best()
+    result = TrainResult(
+        steps=progress.step,
+        epochs=progress.step / steps_per_epoch,
+        best_val_ppl=progress.best_val_ppl,
+        final_val_ppl=progress.val_ppl,
+        target_tokens=progress.target_tokens,
+        elapsed_s=progress.elapsed_s,
+        stopped_early=stopped_early,
+        model_dir=out / "model",
+    )
+    summary = _record(progress, steps_per_epoch, math.nan, optimizer.param_groups[0]["lr"], 0.0,
+                      total_steps)
+    summary.update(event="summary", best_val_ppl=progress.best_val_ppl, stopped_early=stopped_early)
+    log(summary)
+    return result
+
+
+def _record(
+    progress: _Progress, steps_per_epoch: int, loss: float, lr: float, tokens_per_s: float,
+    total_steps: int,
+) -> dict[str, Any]:
+    return {
+        "event": "log",
+        "step": progress.step,
+        "epoch": round(progress.step / steps_per_epoch, 4),
+        "loss": round(loss, 5) if math.isfinite(loss) else None,
+        "ppl": round(math.exp(min(loss, 50.0)), 3) if math.isfinite(loss) else None,
+        "val_ppl": round(progress.val_ppl, 4) if math.isfinite(progress.val_ppl) else None,
+        "target_tokens": progress.target_tokens,
+        "elapsed_s": round(progress.elapsed_s, 2),
+        "lr": lr,
+        "tokens_per_s": round(tokens_per_s, 1),
+        "total_steps": total_steps,
+    }
+
+
+def _provenance(
+    config: Config, progress: _Progress, *, split_sizes: tuple[Sequence[Any], ...]
+) -> dict[str, Any]:
+    train, valid, test = split_sizes
+    return {
+        "corpus": config.data.source,
+        "split_seed": config.data.split_seed,
+        "conversations": {"train": len(train), "valid": len(valid), "test": len(test)},
+        "steps": progress.step,
+        "val_ppl": progress.val_ppl,
+        "target_tokens": progress.target_tokens,
+        "elapsed_s": round(progress.elapsed_s, 1),
+        "seed": config.train.seed,
+        "libraries": checkpoint.library_versions(),
+        "trained_on": _hardware(),
+    }
+
+
+def _hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu x{os.cpu_count()} ({torch.get_num_threads()} threads)"
+
+
+def _tokenizer(
+    config: Config,
+    train: Sequence[Conversation],
+    out: Path,
+    start: Path | None,
+    rank: int,
+    world: int,
+) -> Tokenizer:
+    if start is not None:
+        return Tokenizer.load(start / "tokenizer.json")
+    path = out / "tokenizer.json"
+    if rank == 0:
+        tokenizer = Tokenizer.train(
+            (turn for conv in train for turn in conv.turns),
+            vocab_size=config.tokenizer.vocab_size,
+            min_frequency=config.tokenizer.min_frequency,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        fsutil.write_text(path, tokenizer.to_json())
+    if world > 1:
+        dist.barrier()
+    return Tokenizer.load(path)
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _sum_across_ranks(value: int, world: int, device: torch.device) -> int:
+    if world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.long, device=device)
+    dist.all_reduce(tensor)
+    return int(tensor.item())
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
