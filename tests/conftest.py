@@ -1,0 +1,73 @@
+"""Shared fixtures: a small corpus the tests write, and a tiny model trained on it once."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+DIALOGUES = [
+    ["hi there", "hello! how are you?", "i am good, thanks. and you?", "doing well, thank you"],
+    ["hello", "hi, what's up?", "not much, just relaxing", "sounds nice"],
+    ["what do you do for fun?", "i like hiking and reading", "what was the last book you read?",
+     "a mystery novel about a lighthouse", "was it good?", "yes, i could not put it down"],
+    ["do you like pizza?", "i love pizza, especially with mushrooms", "me too! pineapple?",
+     "no, never pineapple", "fair enough"],
+    ["how was your weekend?", "it was great, i went to the beach", "lucky you, was it sunny?",
+     "very sunny and warm", "i stayed home and studied"],
+    ["are you a student?", "yes, i study biology", "that's cool, what year?", "my third year",
+     "almost done then"],
+    ["good morning", "good morning! did you sleep well?", "not really, i had a test",
+     "oh no, how did it go?", "i think it went fine"],
+    ["what's your favorite movie?", "probably the lord of the rings", "the books or the films?",
+     "both, but the films more", "i have never seen them"],
+    ["do you have any pets?", "i have a dog named max", "what kind of dog?", "a golden retriever",
+     "they are so friendly"],
+    ["where are you from?", "i am from utah", "do you like it there?", "yes, the mountains are great",
+     "i would like to visit someday"],
+    ["what music do you like?", "mostly rock and some jazz", "any favorite bands?",
+     "queen and the beatles", "classic choices"],
+    ["i am so tired today", "why, what happened?", "i stayed up late watching a show",
+     "which show?", "a cooking competition"],
+]
+
+
+def _conversations(count: int, seed: int) -> list[list[str]]:
+    rng = random.Random(seed)
+    return [list(rng.choice(DIALOGUES)) for _ in range(count)]
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `jsonl:` corpus of 120 short conversations."""
+    path = tmp_path_factory.mktemp("corpus") / "dialogues.jsonl"
+    lines = [json.dumps(conv) for conv in _conversations(120, seed=1)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
+    """A run folder of the `tiny` preset trained for 60 steps on `corpus_file`."""
+    from chatbot.config import Config
+    from chatbot.train import train
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    config = Config.preset("tiny").override([f"data.source=jsonl:{corpus_file}"])
+    train(config, out_dir=out, max_steps=60)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_run: Path) -> Path:
+    """The model directory of `tiny_run`."""
+    return tiny_run / "model"
