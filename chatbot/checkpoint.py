@@ -91,10 +91,16 @@ def save_model(
 ) -> Path:
     """Writes a model directory atomically (staged, manifest last, renamed)."""
     target = Path(path)
+    tensors = model_tensors(model, dtype=getattr(torch, dtype))
+    for name, value in tensors.items():
+        if not bool(torch.isfinite(value).all()):
+            raise ShapeError(
+                target / "model.safetensors", f"{name} holds NaN or Inf values in {dtype}"
+            )
     staged = fsutil.staging_dir(target)
     try:
         files = {
-            "model.safetensors": save_safetensors(model_tensors(model, dtype=getattr(torch, dtype))),
+            "model.safetensors": save_safetensors(tensors),
             "config.json": _json_bytes(
                 {
                     "format": FORMAT,
@@ -148,8 +154,10 @@ def verify(path: str | Path, required: tuple[str, ...] = MODEL_FILES) -> dict[st
             raise MissingFileError(folder / name, "not listed in the manifest")
     for name, entry in entries.items():
         file = folder / name
-        if "/" in name or "\\" in name or name.startswith("."):
+        if not name or "/" in name or "\\" in name or name.startswith("."):
             raise FormatError(manifest_path, f"invalid file name {name!r}")
+        if not isinstance(entry, dict):
+            raise FormatError(manifest_path, f"entry of {name!r} is not an object")
         if not file.is_file():
             raise MissingFileError(file, "missing")
         size = file.stat().st_size
@@ -168,9 +176,10 @@ def load_model(path: str | Path) -> LoadedModel:
     try:
         config = _config_from_json(meta["config"])
         vocab_size, pad_id = int(meta["vocab_size"]), int(meta["pad_id"])
+        info = dict(meta.get("info") or {})
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(folder / "config.json", f"invalid model config: {exc}") from None
-    tokenizer = Tokenizer.load(folder / "tokenizer.json")
+    tokenizer = _read_tokenizer(folder / "tokenizer.json")
     if tokenizer.vocab_size != vocab_size:
         raise ShapeError(
             folder / "tokenizer.json",
@@ -180,29 +189,39 @@ def load_model(path: str | Path) -> LoadedModel:
     tensors = read_safetensors(folder / "model.safetensors")
     load_weights(model, tensors, folder / "model.safetensors")
     model.eval()
-    info = dict(meta.get("info") or {})
     info["manifest"] = manifest
     return LoadedModel(model, tokenizer, config, info, folder)
 
 
 def load_weights(model: HRED, tensors: dict[str, torch.Tensor], path: Path) -> None:
     """Copies `tensors` into `model` after checking names, shapes and finiteness."""
+    checked = _check_weights(model, tensors, path)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(checked[name])
+
+
+def _check_weights(
+    model: HRED, tensors: dict[str, torch.Tensor], path: Path
+) -> dict[str, torch.Tensor]:
+    """`tensors` in the model's dtypes, or a `ShapeError` naming `path`; changes nothing."""
     expected = dict(model.named_parameters())
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
         raise ShapeError(path, f"missing weights {missing[:5]}, unexpected weights {unexpected[:5]}")
+    checked = {}
     for name, param in expected.items():
         value = tensors[name]
         if value.shape != param.shape:
             raise ShapeError(path, f"{name} has shape {tuple(value.shape)}, expected {tuple(param.shape)}")
         if not value.is_floating_point():
             raise ShapeError(path, f"{name} has dtype {value.dtype}, expected a float")
+        value = value.to(param.dtype)
         if not bool(torch.isfinite(value).all()):
             raise ShapeError(path, f"{name} holds NaN or Inf values")
-    with torch.no_grad():
-        for name, param in expected.items():
-            param.copy_(tensors[name].to(param.dtype))
+        checked[name] = value
+    return checked
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -220,6 +239,16 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:
         raise FormatError(path, f"invalid safetensors data: {exc}") from None
     return tensors
+
+
+def _read_tokenizer(path: Path) -> Tokenizer:
+    if not path.is_file():
+        raise MissingFileError(path, "missing")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(path, f"not UTF-8 text: {exc}") from None
+    return Tokenizer.from_json(text, path=str(path))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -284,7 +313,7 @@ def save_checkpoint(
             "trainer.json": _json_bytes(trainer),
         },
     )
-    for old in list_checkpoints(root)[keep:]:
+    for old in list_checkpoints(root)[max(keep, 1) :]:
         shutil.rmtree(old, ignore_errors=True)
     return target
 
@@ -312,18 +341,32 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
 def load_checkpoint(
     path: str | Path, model: HRED, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any]:
-    """Restores weights, optimizer and RNG state in place; returns the trainer state."""
+    """Restores weights, optimizer and RNG state in place; returns the trainer state.
+
+    Everything is read and checked first: on any error nothing has changed.
+    """
     folder = Path(path)
     verify(folder, MODEL_FILES + TRAINER_FILES)
-    load_weights(model, read_safetensors(folder / "model.safetensors"), folder / "model.safetensors")
+    weights = _check_weights(
+        model, read_safetensors(folder / "model.safetensors"), folder / "model.safetensors"
+    )
     trainer = read_json(folder / "trainer.json")
     tensors = read_safetensors(folder / "trainer.safetensors")
+    rng = tensors.get("rng.torch")
+    current = torch.get_rng_state()
+    if rng is None or rng.dtype != current.dtype or rng.shape != current.shape:
+        raise FormatError(folder / "trainer.safetensors", "missing or invalid rng.torch state")
+    state = trainer.get("state")
+    if not isinstance(state, dict):
+        raise FormatError(folder / "trainer.json", "missing trainer state")
     try:
         _restore_optimizer(optimizer, tensors, trainer["param_groups"])
-        torch.set_rng_state(tensors["rng.torch"])
-        state: dict[str, Any] = trainer["state"]
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise FormatError(folder / "trainer.json", f"invalid trainer state: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise FormatError(folder / "trainer.json", f"invalid optimizer state: {exc}") from None
+    torch.set_rng_state(rng)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(weights[name])
     return state
 
 
@@ -374,6 +417,7 @@ def resolve_model_dir(name: str | Path) -> Path:
     if str(name) == "default":
         return packaged_model_dir()
     path = Path(name)
-    if not (path / MANIFEST).exists() and (path / "model" / MANIFEST).exists():
-        return path / "model"
+    inner = path / "model"
+    if not (path / MANIFEST).exists() and (fsutil.resolve_dir(inner) / MANIFEST).exists():
+        return inner
     return path

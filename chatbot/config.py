@@ -11,11 +11,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, TypeVar
 
 from chatbot.errors import ConfigError
 
 Attention = Literal["dot", "general", "concat"]
+_Section = TypeVar("_Section")
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,7 @@ def _positive(obj: object, *names: str) -> None:
             raise ConfigError(f"{section}.{name} must be positive (got {value})")
 
 
-def from_json_dict(data: dict[str, Any], cls: type[Self]) -> Self:
+def from_json_dict(data: dict[str, Any], cls: type[_Section]) -> _Section:
     """Rebuilds one config section from its `asdict` form, rejecting unknown keys."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - names

@@ -14,6 +14,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -62,7 +63,9 @@ def staging_dir(target: str | Path) -> Path:
     """A fresh empty folder beside `target` to build its next version in."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    staged.chmod(0o777 & ~_umask())
+    return staged
 
 
 def publish_dir(staged: Path, target: str | Path) -> None:
@@ -76,14 +79,27 @@ def publish_dir(staged: Path, target: str | Path) -> None:
     for path in staged.iterdir():
         fsync_file(path)
     fsync_dir(staged)
-    if old.exists():
-        shutil.rmtree(old)
+    # Without `target`, a leftover `.old` is the only complete version: keep it
+    # until the new one is in place.
     if target.exists():
+        if old.exists():
+            shutil.rmtree(old)
         os.replace(target, old)
-    os.replace(staged, target)
+    try:
+        os.replace(staged, target)
+    except BaseException:
+        if old.exists() and not target.exists():
+            os.replace(old, target)
+        raise
     fsync_dir(target.parent)
-    if old.exists():
-        shutil.rmtree(old)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def resolve_dir(target: str | Path) -> Path:

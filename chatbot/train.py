@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class TrainResult:
     elapsed_s: float
     stopped_early: bool
     model_dir: Path
+    model: HRED = field(repr=False, compare=False)
 
 
 @dataclass
@@ -62,6 +63,16 @@ class _Progress:
     best_val_ppl: float = math.inf
     val_ppl: float = math.nan
     bad_evals: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON: the not-yet-measured perplexities (inf, nan) become null."""
+        return {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _Progress:
+        progress = cls(**{k: v for k, v in data.items() if v is not None})
+        return progress
 
 
 def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
@@ -86,8 +97,9 @@ def train(
 
     Args:
         conversations: the corpus; loaded from `config.data.source` when None.
-        max_steps: stop after this many optimizer steps in total (overrides
-            `train.max_steps`); the run can be resumed past it.
+        max_steps: stop after this many optimizer steps in total; unlike
+            `train.max_steps` it leaves the LR schedule alone, so the run can be
+            resumed past it with the same result as an uninterrupted run.
         resume: continue from the newest verified checkpoint in `out_dir`.
         on_log: called on rank 0 with each metrics record as it is written.
     """
@@ -134,18 +146,19 @@ def train(
             f"{len(train_batches.windows)} training windows make no full batch across {world} "
             "process(es); use more data or a smaller train.batch_size"
         )
-    limit = max_steps if max_steps is not None else tc.max_steps
-    total_steps = tc.max_epochs * steps_per_epoch
-    schedule_steps = min(total_steps, limit) if limit else total_steps
-    if limit:
-        total_steps = min(total_steps, limit)
+    schedule_steps = tc.max_epochs * steps_per_epoch
+    if tc.max_steps:
+        schedule_steps = min(schedule_steps, tc.max_steps)
+    # `max_steps` interrupts a run without changing its recipe, so a run stopped
+    # at N steps and resumed reaches exactly the weights of an uninterrupted one.
+    total_steps = min(schedule_steps, max_steps) if max_steps else schedule_steps
 
     model = HRED(config.model, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     progress = _Progress()
     if start is not None:
         state = checkpoint.load_checkpoint(start, model, optimizer)
-        progress = _Progress(**state["progress"])
+        progress = _Progress.from_json(state["progress"])
     engine: torch.nn.Module = model
     if world > 1:
         engine = torch.nn.parallel.DistributedDataParallel(model)
@@ -182,7 +195,7 @@ def train(
         if rank == 0:
             checkpoint.save_checkpoint(
                 out / "checkpoints", step=progress.step, model=model, optimizer=optimizer,
-                config=config, tokenizer=tokenizer, state={"progress": asdict(progress)},
+                config=config, tokenizer=tokenizer, state={"progress": progress.to_json()},
                 keep=tc.keep_checkpoints,
             )
 
@@ -260,6 +273,7 @@ def train(
         elapsed_s=progress.elapsed_s,
         stopped_early=stopped_early,
         model_dir=out / "model",
+        model=model,
     )
     summary = _record(progress, steps_per_epoch, math.nan, optimizer.param_groups[0]["lr"], 0.0,
                       total_steps)

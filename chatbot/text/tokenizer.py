@@ -9,7 +9,7 @@ from pathlib import Path
 from tokenizers import Tokenizer as _HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from chatbot.errors import FormatError
+from chatbot.errors import FormatError, MissingFileError
 
 PAD, BOS, EOS, SEP = "<pad>", "<bos>", "<eos>", "<sep>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, SEP)
@@ -22,12 +22,14 @@ class Tokenizer:
     Ids 0-3 are `<pad>`, `<bos>`, `<eos>`, `<sep>`; `encode` never emits them.
     """
 
-    def __init__(self, backend: _HFTokenizer) -> None:
+    def __init__(self, backend: _HFTokenizer, *, path: str = "tokenizer.json") -> None:
+        # Text such as "<eos>" is encoded as ordinary characters, never as a special id.
+        backend.encode_special_tokens = True
         self._backend = backend
         ids = [backend.token_to_id(token) for token in SPECIAL_TOKENS]
         if ids != [0, 1, 2, 3]:
-            raise FormatError("tokenizer.json", f"special tokens must be ids 0-3, got {ids}")
-        self.pad_id, self.bos_id, self.eos_id, self.sep_id = ids
+            raise FormatError(path, f"special tokens must be ids 0-3, got {ids}")
+        self.pad_id, self.bos_id, self.eos_id, self.sep_id = 0, 1, 2, 3
 
     @classmethod
     def train(
@@ -53,12 +55,24 @@ class Tokenizer:
             backend = _HFTokenizer.from_str(text)
         except Exception as exc:
             raise FormatError(path, f"not a tokenizer file: {exc}") from None
-        return cls(backend)
+        return cls(backend, path=path)
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
+        """Reads a `tokenizer.json`.
+
+        Raises:
+            MissingFileError: there is no such file.
+            FormatError: the file is not a tokenizer with ids 0-3 special.
+        """
         file = Path(path)
-        return cls.from_json(file.read_text(encoding="utf-8"), path=str(file))
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise MissingFileError(file, "no such file") from None
+        except UnicodeDecodeError as exc:
+            raise FormatError(file, f"not UTF-8 text (byte {exc.start})") from None
+        return cls.from_json(text, path=str(file))
 
     def to_json(self) -> str:
         return str(self._backend.to_str())

@@ -1,0 +1,152 @@
+"""Scores an utterance against every intent: regex patterns, then example similarity.
+
+A pattern that matches scores 1.0 and fills slots from its named groups. Otherwise
+an intent scores the cosine similarity between the utterance and its nearest
+example, over TF-IDF weighted character n-grams of the normalised words. Character
+n-grams make the score survive typos, case and punctuation ("helo!!" is close
+to "hello").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from chatbot.intents.schema import Intent
+from chatbot.intents.text import clean, normalize
+
+NGRAM_SIZES = (2, 3, 4)
+MAX_SLOT_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Match:
+    """One intent's score for an utterance.
+
+    Attributes:
+        intent: the intent's name.
+        score: 1.0 for a pattern match, else the cosine to the nearest example.
+        via: `pattern` or `examples`.
+        slots: slot values from the pattern's named groups.
+        example: the nearest example (for `via == "examples"`).
+    """
+
+    intent: str
+    score: float
+    via: Literal["pattern", "examples"]
+    slots: tuple[tuple[str, str], ...] = ()
+    example: str | None = None
+
+
+def features(text: str) -> Counter[str]:
+    """Character n-grams of each normalised word padded with spaces, and the words."""
+    counts: Counter[str] = Counter()
+    for word in normalize(text).split():
+        padded = f" {word} "
+        counts[word] += 1
+        for n in NGRAM_SIZES:
+            for i in range(len(padded) - n + 1):
+                counts[padded[i : i + n]] += 1
+    return counts
+
+
+class IntentMatcher:
+    """Ranks intents for an utterance. Build once per intent set; `rank` is read-only."""
+
+    def __init__(self, intents: Sequence[Intent]) -> None:
+        self.intents = tuple(intents)
+        self._patterned = [i for i in self.intents if i.patterns]
+        examples = [(i.name, e) for i in self.intents for e in i.examples]
+        self._examples = [e for _, e in examples]
+        self._owners = [name for name, _ in examples]
+        self._build_index([features(e) for e in self._examples])
+
+    def _build_index(self, docs: list[Counter[str]]) -> None:
+        n_docs = len(docs)
+        df: Counter[str] = Counter(f for doc in docs for f in doc)
+        self._idf = {f: math.log((1 + n_docs) / (1 + d)) + 1.0 for f, d in df.items()}
+        self._unseen_idf = math.log(1 + n_docs) + 1.0
+        postings: dict[str, list[tuple[int, float]]] = {}
+        for row, doc in enumerate(docs):
+            weights = self._weights(doc)
+            for f, w in weights.items():
+                postings.setdefault(f, []).append((row, w))
+        self._postings = {
+            f: (np.array([r for r, _ in p], dtype=np.int32), np.array([w for _, w in p]))
+            for f, p in postings.items()
+        }
+        starts, names = [], []
+        for row, owner in enumerate(self._owners):
+            if not names or names[-1] != owner:
+                starts.append(row)
+                names.append(owner)
+        self._group_starts = np.array(starts, dtype=np.intp)
+        self._group_names = names
+
+    def _weights(self, counts: Counter[str]) -> dict[str, float]:
+        """L2-normalised sublinear TF-IDF weights."""
+        raw = {
+            f: (1.0 + math.log(c)) * self._idf.get(f, self._unseen_idf) for f, c in counts.items()
+        }
+        norm = math.sqrt(sum(w * w for w in raw.values())) or 1.0
+        return {f: w / norm for f, w in raw.items()}
+
+    def rank(self, text: str) -> list[Match]:
+        """Every intent with a positive score, best first (ties by name)."""
+        best: dict[str, Match] = {m.intent: m for m in self._example_matches(text)}
+        for match in self._pattern_matches(text):
+            best[match.intent] = match
+        return sorted(best.values(), key=lambda m: (-m.score, m.intent))
+
+    def _pattern_matches(self, text: str) -> list[Match]:
+        cleaned = clean(text)
+        found = []
+        for intent in self._patterned:
+            for pattern in intent.patterns:
+                hit = pattern.search(cleaned)
+                if hit is None:
+                    continue
+                slots = {k: _slot_value(v) for k, v in hit.groupdict().items() if v}
+                pairs = tuple((k, v) for k, v in slots.items() if v)
+                found.append(Match(intent.name, 1.0, "pattern", pairs))
+                break
+        return found
+
+    def _example_matches(self, text: str) -> list[Match]:
+        if not self._examples:
+            return []
+        query = self._weights(features(text))
+        hits = [(self._postings[f], w) for f, w in query.items() if f in self._postings]
+        if not hits:
+            return []
+        rows = np.concatenate([rows for (rows, _), _ in hits])
+        values = np.concatenate([weights * w for (_, weights), w in hits])
+        scores = np.bincount(rows, weights=values, minlength=len(self._examples))
+        per_intent = np.maximum.reduceat(scores, self._group_starts)
+        found = []
+        for index in np.flatnonzero(per_intent > 0):
+            start = int(self._group_starts[index])
+            stop = _group_stop(self._group_starts, int(index), len(scores))
+            nearest = start + int(np.argmax(scores[start:stop]))
+            score = min(1.0, float(per_intent[index]))
+            found.append(
+                Match(self._group_names[index], round(score, 6), "examples",
+                      example=self._examples[nearest])
+            )
+        return found
+
+
+def _group_stop(starts: npt.NDArray[np.intp], index: int, total: int) -> int:
+    return int(starts[index + 1]) if index + 1 < len(starts) else total
+
+
+def _slot_value(raw: str) -> str:
+    """A captured slot value, trimmed of spaces and edge punctuation."""
+    value = clean(raw, limit=MAX_SLOT_CHARS)
+    return value.strip(" .,;:!?\"'()[]{}")

@@ -1,0 +1,103 @@
+"""The intent file schema (version 1) as typed, validated dataclasses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+Rule = Literal["override", "neural", "intents", "fallback"]
+RULES: tuple[Rule, ...] = ("override", "neural", "intents", "fallback")
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Response:
+    """One response variant: a template over slots, e.g. `"Hi {name}!"`.
+
+    The variant is skipped while a slot it names is unset, or while a slot in
+    `unless_slots` is set.
+    """
+
+    text: str
+    slots: tuple[str, ...] = ()
+    unless_slots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Requires:
+    """Conditions an intent needs to be a candidate at all."""
+
+    context: tuple[str, ...] = ()
+    slots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sets:
+    """What answering with an intent changes: contexts (lifetime in turns) and slots.
+
+    A slot value of `None` clears the slot; a lifetime of 0 ends the context.
+    """
+
+    context: tuple[tuple[str, int], ...] = ()
+    slots: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One intent: how to recognise it and how to answer it."""
+
+    name: str
+    examples: tuple[str, ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = ()
+    responses: tuple[Response, ...] = ()
+    override: bool = False
+    priority: int = 0
+    requires: Requires = field(default_factory=Requires)
+    sets: Sets = field(default_factory=Sets)
+
+    @property
+    def pattern_slots(self) -> tuple[str, ...]:
+        """Slots filled by the named groups of the patterns."""
+        names = dict.fromkeys(name for p in self.patterns for name in p.groupindex)
+        return tuple(names)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the dialogue manager picks a reply.
+
+    Attributes:
+        order: the rules, tried in turn; `fallback` always answers last.
+        intent_threshold: lowest matcher score (0-1) an intent answers with.
+        ambiguity_margin: how far the best intent must lead the runner-up.
+        neural_min_confidence: lowest generator confidence a neural reply is used with.
+    """
+
+    order: tuple[Rule, ...] = RULES
+    intent_threshold: float = 0.75
+    ambiguity_margin: float = 0.1
+    neural_min_confidence: float = 0.3
+
+
+DEFAULT_FALLBACK = (Response("Sorry, I didn't catch that. Could you say it another way?"),)
+
+
+@dataclass(frozen=True)
+class IntentSet:
+    """Everything a bot's `intents/` folder defines."""
+
+    intents: tuple[Intent, ...] = ()
+    fallback: tuple[Response, ...] = DEFAULT_FALLBACK
+    policy: Policy = field(default_factory=Policy)
+
+    def get(self, name: str) -> Intent:
+        """The intent called `name`; raises KeyError when there is none."""
+        for intent in self.intents:
+            if intent.name == name:
+                return intent
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(intent.name for intent in self.intents)
