@@ -147,7 +147,9 @@ def verify(path: str | Path, required: tuple[str, ...] = MODEL_FILES) -> dict[st
     if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
         raise FormatError(manifest_path, f"not a {FORMAT} manifest")
     if manifest.get("version") != FORMAT_VERSION:
-        raise FormatError(manifest_path, f"format version {manifest.get('version')} is not supported")
+        raise FormatError(
+            manifest_path, f"format version {manifest.get('version')} is not supported"
+        )
     entries: dict[str, Any] = manifest["files"]
     for name in required:
         if name not in entries:
@@ -162,7 +164,9 @@ def verify(path: str | Path, required: tuple[str, ...] = MODEL_FILES) -> dict[st
             raise MissingFileError(file, "missing")
         size = file.stat().st_size
         if size != entry.get("size"):
-            raise IntegrityError(file, f"size {size} differs from the manifest's {entry.get('size')}")
+            raise IntegrityError(
+                file, f"size {size} differs from the manifest's {entry.get('size')}"
+            )
         if fsutil.sha256_file(file) != entry.get("sha256"):
             raise IntegrityError(file, "sha256 differs from the manifest (file corrupted)")
     return manifest
@@ -179,7 +183,7 @@ def load_model(path: str | Path) -> LoadedModel:
         info = dict(meta.get("info") or {})
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(folder / "config.json", f"invalid model config: {exc}") from None
-    tokenizer = _read_tokenizer(folder / "tokenizer.json")
+    tokenizer = Tokenizer.load(folder / "tokenizer.json")
     if tokenizer.vocab_size != vocab_size:
         raise ShapeError(
             folder / "tokenizer.json",
@@ -209,12 +213,16 @@ def _check_weights(
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise ShapeError(path, f"missing weights {missing[:5]}, unexpected weights {unexpected[:5]}")
+        raise ShapeError(
+            path, f"missing weights {missing[:5]}, unexpected weights {unexpected[:5]}"
+        )
     checked = {}
     for name, param in expected.items():
         value = tensors[name]
         if value.shape != param.shape:
-            raise ShapeError(path, f"{name} has shape {tuple(value.shape)}, expected {tuple(param.shape)}")
+            raise ShapeError(
+                path, f"{name} has shape {tuple(value.shape)}, expected {tuple(param.shape)}"
+            )
         if not value.is_floating_point():
             raise ShapeError(path, f"{name} has dtype {value.dtype}, expected a float")
         value = value.to(param.dtype)
@@ -239,16 +247,6 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:
         raise FormatError(path, f"invalid safetensors data: {exc}") from None
     return tensors
-
-
-def _read_tokenizer(path: Path) -> Tokenizer:
-    if not path.is_file():
-        raise MissingFileError(path, "missing")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(path, f"not UTF-8 text: {exc}") from None
-    return Tokenizer.from_json(text, path=str(path))
 
 
 def read_json(path: Path) -> dict[str, Any]:

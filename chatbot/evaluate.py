@@ -55,10 +55,30 @@ def conversation_nll(
     """Summed NLL and token count of every reply in whole conversations.
 
     Turn i+1 is scored as the reply to turn i, the state carried from turn 0
-    (or reset before each turn when `stateless`).
+    (or reset before each turn when `stateless`). Runs on the model's device.
     """
+    was_training = model.training
     model.eval()
+    try:
+        return _conversation_nll(
+            model, conversations, stateless=stateless, bos_id=bos_id, eos_id=eos_id,
+            batch_size=batch_size,
+        )
+    finally:
+        model.train(was_training)
+
+
+def _conversation_nll(
+    model: HRED,
+    conversations: Sequence[EncodedConversation],
+    *,
+    stateless: bool,
+    bos_id: int,
+    eos_id: int,
+    batch_size: int,
+) -> tuple[float, int]:
     pad = model.pad_id
+    device = next(model.parameters()).device
     order = sorted(range(len(conversations)), key=lambda i: len(conversations[i]))
     total, tokens = 0.0, 0
     for start in range(0, len(order), batch_size):
@@ -69,14 +89,15 @@ def conversation_nll(
             sources = [group[i][turn] + [eos_id] for i in rows]
             targets = [group[i][turn + 1] + [eos_id] for i in rows]
             src, src_len = _pad(sources, pad)
-            outputs, mask, vectors = model.encode(src, src_len)
-            index = torch.tensor(rows)
+            outputs, mask, vectors = model.encode(src.to(device), src_len.to(device))
+            index = torch.tensor(rows, device=device)
             previous = model.initial_state(len(rows)) if stateless else state[index]
             new_state = model.update_state(vectors, previous)
             state[index] = new_state
             tgt, _ = _pad(targets, pad)
             dec_in = torch.cat([torch.full((len(rows), 1), bos_id), tgt[:, :-1]], dim=1)
-            dec_in = dec_in.masked_fill(dec_in == eos_id, pad)
+            dec_in = dec_in.masked_fill(dec_in == eos_id, pad).to(device)
+            tgt = tgt.to(device)
             hidden, memory = model.start_reply(new_state, outputs, mask)
             loss = model.reply_loss(dec_in, tgt, hidden, memory)
             total += float(loss.total)

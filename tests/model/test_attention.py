@@ -107,14 +107,10 @@ def test_concat_scores_match_the_formula() -> None:
     _, weights = attention(query, attention.prepare(memory), memory, mask)
     for b in range(2):
         for t in range(3):
-            scores = torch.stack([
-                attention.v(torch.tanh(attention.query(query[b, t]) + attention.key(memory[b, s])))[0]
-                for s in range(5)
-            ])
+            mixed = [attention.query(query[b, t]) + attention.key(memory[b, s]) for s in range(5)]
+            scores = torch.stack([attention.v(torch.tanh(m))[0] for m in mixed])
             scores = scores.masked_fill(~mask[b], float("-inf"))
-            torch.testing.assert_close(
-                weights[b, t], torch.softmax(scores, 0), rtol=0, atol=1e-6
-            )
+            torch.testing.assert_close(weights[b, t], torch.softmax(scores, 0), rtol=0, atol=1e-6)
 
 
 def test_unknown_kind_is_rejected() -> None:

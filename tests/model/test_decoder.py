@@ -36,7 +36,9 @@ def _memory(decoder: Decoder, width: int = 6) -> Memory:
     return decoder.prepare(outputs, mask, torch.randn(3, CONTEXT))
 
 
-def _log_probs(decoder: Decoder, tokens: torch.Tensor, hidden: torch.Tensor, memory: Memory) -> torch.Tensor:
+def _log_probs(
+    decoder: Decoder, tokens: torch.Tensor, hidden: torch.Tensor, memory: Memory
+) -> torch.Tensor:
     features, _, _ = decoder(tokens, hidden, memory)
     return F.log_softmax(decoder.logits(features), dim=-1)
 
@@ -122,7 +124,8 @@ def test_state_enters_every_output_step() -> None:
     assert torch.all((features - other_features).abs().amax(-1) > 1e-4)
     states, _ = decoder.gru(decoder.embedding(tokens), hidden)
     context = weights @ memory.outputs
-    expected = torch.tanh(decoder.combine(torch.cat([states, context], -1)) + memory.state.unsqueeze(1))
+    mixed = decoder.combine(torch.cat([states, context], -1)) + memory.state.unsqueeze(1)
+    expected = torch.tanh(mixed)
     torch.testing.assert_close(features, expected, rtol=0, atol=1e-6)
 
 

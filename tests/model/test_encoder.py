@@ -13,7 +13,8 @@ VOCAB, EMBED, HIDDEN = 30, 12, 16
 
 def _encoder(num_layers: int) -> UtteranceEncoder:
     embedding = nn.Embedding(VOCAB, EMBED, padding_idx=0)
-    return UtteranceEncoder(embedding, hidden_size=HIDDEN, num_layers=num_layers, dropout=0.2).eval()
+    encoder = UtteranceEncoder(embedding, hidden_size=HIDDEN, num_layers=num_layers, dropout=0.2)
+    return encoder.eval()
 
 
 def _batch(width: int) -> tuple[torch.Tensor, torch.Tensor]:

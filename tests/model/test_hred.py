@@ -51,7 +51,9 @@ def _reply_log_probs(
     return F.log_softmax(model.decoder.logits(features), dim=-1)
 
 
-def _hand_loss(model: HRED, windows: list[list[list[int]]], *, stateless: bool) -> tuple[float, int]:
+def _hand_loss(
+    model: HRED, windows: list[list[list[int]]], *, stateless: bool
+) -> tuple[float, int]:
     """Cross-entropy turn by turn, one unpadded utterance at a time, through `reply_loss`."""
     total, tokens = 0.0, 0
     for window in windows:
@@ -114,7 +116,9 @@ def test_wider_utterances_change_nothing(num_layers: int) -> None:
     )
     with torch.no_grad():
         b, k, s = batch.utterances.shape
-        outputs, mask, vectors = model.encode(batch.utterances.view(b * k, s), batch.lengths.view(-1))
+        outputs, mask, vectors = model.encode(
+            batch.utterances.view(b * k, s), batch.lengths.view(-1)
+        )
         wide_outputs, wide_mask, wide_vectors = model.encode(
             wide.utterances.view(b * k, s + extra), wide.lengths.view(-1)
         )
@@ -162,7 +166,8 @@ def test_carried_state_changes_the_reply_and_reset_restores_it() -> None:
         first = _reply_log_probs(model, model.initial_state(1), utterance, reply)
         state = model.initial_state(1)
         for turn in (utterance, reply):
-            _, _, vectors = model.encode(torch.tensor([turn + [EOS]]), torch.tensor([len(turn) + 1]))
+            tokens, lengths = torch.tensor([turn + [EOS]]), torch.tensor([len(turn) + 1])
+            _, _, vectors = model.encode(tokens, lengths)
             state = model.update_state(vectors, state)
         carried = _reply_log_probs(model, state, utterance, reply)
         reset = _reply_log_probs(model, model.initial_state(1), utterance, reply)
