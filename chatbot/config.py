@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -109,16 +110,20 @@ class TrainConfig:
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive (got {self.lr})")
         if not 0.0 <= self.teacher_forcing <= 1.0:
-            raise ConfigError(f"train.teacher_forcing must be in [0, 1] (got {self.teacher_forcing})")
+            raise ConfigError(
+                f"train.teacher_forcing must be in [0, 1] (got {self.teacher_forcing})"
+            )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"train.min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio})")
-        for name in ("max_steps", "warmup_steps", "threads"):
+        for name in ("max_steps", "warmup_steps", "threads", "weight_decay"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"train.{name} must be >= 0")
+                raise ConfigError(f"train.{name} must be >= 0 (got {getattr(self, name)})")
         if self.grad_clip <= 0:
             raise ConfigError(f"train.grad_clip must be positive (got {self.grad_clip})")
         if self.save_dtype not in ("float32", "float16"):
-            raise ConfigError(f"train.save_dtype must be float32 or float16 (got {self.save_dtype!r})")
+            raise ConfigError(
+                f"train.save_dtype must be float32 or float16 (got {self.save_dtype!r})"
+            )
 
 
 @dataclass(frozen=True)
@@ -150,8 +155,13 @@ class Config:
         if not isinstance(data, dict):
             raise ConfigError(f"{origin}: expected a mapping at the top level")
         data = dict(data)
-        base = cls.preset(str(data.pop("preset"))) if "preset" in data else cls()
-        return base._apply(_flatten(data, origin=origin), origin=origin)
+        try:
+            base = cls.preset(str(data.pop("preset"))) if "preset" in data else cls()
+            return base._apply(_flatten(data, origin=origin), origin=origin)
+        except ConfigError as exc:
+            if str(exc).startswith(f"{origin}: "):
+                raise
+            raise ConfigError(f"{origin}: {exc}") from None
 
     @classmethod
     def load(cls, preset_or_file: str) -> Config:
@@ -270,16 +280,23 @@ def _coerce(key: str, raw: Any, ftype: Any) -> Any:
                 raise ValueError(raw)
             return int(str(raw).replace("_", "")) if isinstance(raw, str) else int(raw)
         if ftype is float:
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or not math.isfinite(value := float(raw)):
                 raise ValueError(raw)
-            return float(raw)
+            return value
         if ftype is str:
             if not isinstance(raw, str | int | float):
                 raise ValueError(raw)
             return str(raw)
-    except ValueError:
-        raise ConfigError(f"{key} expects {ftype.__name__}, got {raw!r}") from None
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} expects {_type_name(ftype)}, got {raw!r}") from None
     raise ConfigError(f"{key}: unsupported type {ftype}")
+
+
+_TYPE_NAMES = {int: "an integer", float: "a finite number", str: "a string", bool: "a boolean"}
+
+
+def _type_name(ftype: Any) -> str:
+    return _TYPE_NAMES.get(ftype, str(ftype))
 
 
 def _flatten(data: dict[str, Any], *, origin: str, prefix: str = "") -> dict[str, Any]:

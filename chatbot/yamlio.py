@@ -5,11 +5,12 @@ Every problem is a `YamlError` that prints as `file:line:col: message`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from chatbot.errors import YamlError
 
@@ -18,10 +19,17 @@ MAX_ALIASES = 100
 MAX_DEPTH = 100
 MAX_NODES = 1_000_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
 class _BoundedLoader(yaml.SafeLoader):
     """SafeLoader that counts aliases, bounds nesting and rejects duplicate keys."""
+
+    # YAML 1.2 booleans: only true/false. A reply "yes" or "no" stays a string.
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def __init__(self, stream: str, path: str) -> None:
         super().__init__(stream)
@@ -72,6 +80,11 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_BoundedLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def _error(path: str, mark: yaml.Mark | None, message: str) -> YamlError:
     if mark is None:
         return YamlError(path, 0, 0, message)
@@ -104,7 +117,8 @@ def _check_expansion(root: Node, path: str) -> None:
             count = 1 + sum(c for c, _ in below)
             depth = 1 + max((d for _, d in below), default=0)
             if count > MAX_NODES:
-                raise _error(path, node.start_mark, f"aliases expand to more than {MAX_NODES} nodes")
+                message = f"aliases expand to more than {MAX_NODES} nodes"
+                raise _error(path, node.start_mark, message)
             if depth > MAX_DEPTH:
                 raise _error(path, node.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
             sizes[key] = (count, depth)
@@ -123,6 +137,10 @@ def loads(text: str, *, path: str = "<string>") -> Any:
         YamlError: on a syntax error, an unsafe tag, a duplicate key, too many
             aliases, too deep nesting or text over `MAX_BYTES`.
     """
+    return _parse(text, path, construct=True)
+
+
+def _parse(text: str, path: str, *, construct: bool) -> Any:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise YamlError(path, 0, 0, f"file is larger than {MAX_BYTES} bytes")
     try:
@@ -134,7 +152,7 @@ def loads(text: str, *, path: str = "<string>") -> Any:
         if node is None:
             return None
         _check_expansion(node, path)
-        return loader.construct_document(node)
+        return loader.construct_document(node) if construct else node
     except YamlError:
         raise
     except yaml.MarkedYAMLError as exc:
@@ -164,6 +182,10 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
 
 def load(path: str | Path) -> Any:
     """Reads and parses a YAML file safely; see `loads`."""
+    return loads(_read(path), path=str(Path(path)))
+
+
+def _read(path: str | Path) -> str:
     file = Path(path)
     try:
         size = file.stat().st_size
@@ -178,4 +200,35 @@ def load(path: str | Path) -> Any:
         before = data[: exc.start].decode("utf-8")
         line, col = _line_col(before, len(before))
         raise YamlError(file, line, col, f"not UTF-8 text ({exc.reason})") from None
-    return loads(text, path=str(file))
+    return text
+
+
+def compose(text: str, *, path: str = "<string>") -> Node | None:
+    """Parses one YAML document into its node tree, for callers that report by position.
+
+    Each node's `start_mark` locates it. The limits of `loads` apply; nothing is
+    constructed, so duplicate keys are left to the caller (values via `scalar`).
+    """
+    node: Node | None = _parse(text, path, construct=False)
+    return node
+
+
+def compose_file(path: str | Path) -> Node | None:
+    """Reads a YAML file and composes it; see `compose`."""
+    return compose(_read(path), path=str(Path(path)))
+
+
+def scalar(node: ScalarNode) -> Any:
+    """The safe loader's value for a scalar node (a string, number, bool, null...).
+
+    Raises:
+        YamlError: when the scalar's tag has no safe constructor.
+    """
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise _error("<yaml>", mark, exc.problem or "invalid value") from None
+    finally:
+        loader.dispose()

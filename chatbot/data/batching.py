@@ -71,6 +71,9 @@ def encode_conversations(
 def make_windows(
     conversations: Sequence[EncodedConversation], window_turns: int
 ) -> list[EncodedConversation]:
+    """Windows of `window_turns` consecutive utterances; each starts on the last of the previous."""
+    if window_turns < 2:
+        raise ValueError(f"window_turns must be at least 2 (got {window_turns})")
     step = window_turns - 1
     windows = []
     for conv in conversations:
@@ -115,7 +118,8 @@ class WindowBatcher:
         batches: list[list[int]] = []
         for start in range(0, len(order), pool):
             chunk = sorted(order[start : start + pool], key=self._shape_key)
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            size = self.batch_size
+            batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
         if shuffle:
             rng.shuffle(batches)
         return batches

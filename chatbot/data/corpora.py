@@ -6,17 +6,18 @@ Sources: `chitchat`, `chatterbot`, `cornell:PATH`, `jsonl:PATH`, `transcripts:DI
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatbot.errors import CorpusFormatError, DataError, EmptyCorpusError
+from chatbot.errors import CorpusFormatError, DataError, EmptyCorpusError, YamlError
 
 _SPACES = re.compile(r"\s+")
 _LINE_ID = re.compile(r"L\d+")
-_CORNELL_SEP = " +++$+++ "
+_CORNELL_MARK = "+++$+++"
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,12 @@ def _chatterbot() -> list[Conversation]:
         raise DataError(
             "corpus 'chatterbot' needs the chatterbot-corpus package: pip install 'chatbot[data]'"
         ) from None
-    from chatbot import yamlio
-
     folder = Path(chatterbot_corpus.__file__).parent / "data" / "english"
     conversations = []
     for file in sorted(folder.glob("*.yml")):
-        data = yamlio.load(file)
-        for index, turns in enumerate(data.get("conversations") or []):
+        data = _load_yaml(file)
+        records = data.get("conversations") if isinstance(data, dict) else None
+        for index, turns in enumerate(records or []):
             if isinstance(turns, list):
                 conversations.append(
                     make_conversation(f"{file.stem}:{index}", (str(t) for t in turns))
@@ -113,42 +113,53 @@ def _cornell(arg: str) -> list[Conversation]:
 
 
 def _read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    """The file's lines, split at newlines only.
+
+    `str.splitlines` would also split at U+2028, U+0085 and other separators that
+    may sit inside a JSON string or a Cornell line (byte 0x85 is the Windows "...").
+    """
     try:
-        return path.read_text(encoding=encoding).splitlines()
+        text = path.read_text(encoding=encoding)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not {encoding} text (byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
+
+
+def _cornell_fields(path: Path, number: int, line: str, count: int) -> list[str]:
+    fields = [field.strip() for field in line.split(_CORNELL_MARK, count - 1)]
+    if len(fields) != count:
+        raise CorpusFormatError(
+            path, number, 1, f"expected {count} fields separated by '+++$+++', got {len(fields)}"
+        )
+    return fields
 
 
 def _cornell_movie(lines_file: Path, conversations_file: Path) -> list[Conversation]:
-    lines: dict[str, str] = {}
+    lines: dict[str, tuple[str, str]] = {}
     for number, line in enumerate(_read_lines(lines_file, "iso-8859-1"), start=1):
-        if not line.strip():
-            continue
-        fields = line.split(_CORNELL_SEP)
-        if len(fields) != 5:
-            raise CorpusFormatError(
-                lines_file, number, 1, f"expected 5 fields separated by '+++$+++', got {len(fields)}"
-            )
-        lines[fields[0].strip()] = fields[4]
+        if line.strip():
+            line_id, speaker, _, _, text = _cornell_fields(lines_file, number, line, 5)
+            lines[line_id] = (speaker, text)
     conversations = []
     for number, line in enumerate(_read_lines(conversations_file, "iso-8859-1"), start=1):
         if not line.strip():
             continue
-        fields = line.split(_CORNELL_SEP)
-        if len(fields) != 4:
-            raise CorpusFormatError(
-                conversations_file, number, 1,
-                f"expected 4 fields separated by '+++$+++', got {len(fields)}",
-            )
-        ids = _LINE_ID.findall(fields[3])
-        missing = [i for i in ids if i not in lines]
-        if not ids or missing:
-            col = len(_CORNELL_SEP.join(fields[:3])) + len(_CORNELL_SEP) + 1
-            what = f"unknown line id {missing[0]}" if missing else "no line ids"
-            raise CorpusFormatError(conversations_file, number, col, what)
-        conversations.append(make_conversation(f"cornell:{number}", (lines[i] for i in ids)))
+        _cornell_fields(conversations_file, number, line, 4)
+        ids_start = line.rindex(_CORNELL_MARK) + len(_CORNELL_MARK)
+        found = list(_LINE_ID.finditer(line, ids_start))
+        missing = [m for m in found if m.group() not in lines]
+        if missing:
+            what = f"unknown line id {missing[0].group()}"
+            raise CorpusFormatError(conversations_file, number, missing[0].start() + 1, what)
+        if not found:
+            raise CorpusFormatError(conversations_file, number, ids_start + 2, "no line ids")
+        ids = [m.group() for m in found]
+        turns = _merge_speakers(lines[i] for i in ids)
+        conversations.append(make_conversation(f"cornell:{number}", turns))
     return conversations
 
 
@@ -159,30 +170,73 @@ def _json_line(path: Path, number: int, line: str) -> Any:
         raise CorpusFormatError(path, number, exc.colno, f"invalid JSON: {exc.msg}") from None
 
 
+@dataclass(frozen=True)
+class _Utterance:
+    """One ConvoKit record; `order` sorts by timestamp, then by line in the file."""
+
+    id: object
+    reply_to: object
+    order: tuple[float, int]
+    speaker: str
+    text: str
+
+
 def _convokit(path: Path) -> list[Conversation]:
-    grouped: dict[str, list[tuple[Any, int, str, str]]] = {}
+    grouped: dict[str, list[_Utterance]] = {}
     for number, line in enumerate(_read_lines(path), start=1):
         if not line.strip():
             continue
         record = _json_line(path, number, line)
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise CorpusFormatError(path, number, 1, "expected an object with a string 'text'")
-        cid = str(record.get("conversation_id", record.get("root", "")))
-        stamp = record.get("timestamp") or 0
-        grouped.setdefault(cid, []).append(
-            (stamp, number, str(record.get("speaker", "")), record["text"])
-        )
-    conversations = []
-    for cid, items in grouped.items():
-        items.sort(key=lambda item: (float(item[0]) if _is_number(item[0]) else 0.0, item[1]))
-        conversations.append(make_conversation(cid, _merge_speakers(items)))
-    return conversations
+        cid = str(record.get("conversation_id") or record.get("root") or "")
+        grouped.setdefault(cid, []).append(_Utterance(
+            id=record.get("id"),
+            reply_to=record.get("reply-to", record.get("reply_to")),
+            order=(_timestamp(record.get("timestamp")), number),
+            speaker=str(record.get("speaker", "")),
+            text=record["text"],
+        ))
+    return [
+        make_conversation(cid, _merge_speakers((u.speaker, u.text) for u in _thread(items)))
+        for cid, items in grouped.items()
+    ]
 
 
-def _merge_speakers(items: list[tuple[Any, int, str, str]]) -> list[str]:
+def _thread(items: list[_Utterance]) -> list[_Utterance]:
+    """Utterances in reply order: each follows the one it replies to.
+
+    ConvoKit files need not list a conversation in order (the Cornell movie corpus
+    lists it backwards, without timestamps). Replies to the same utterance follow
+    each other by timestamp, then file line; a tree is read depth first.
+    """
+    items = sorted(items, key=lambda u: u.order)
+    ids = {u.id for u in items if u.id is not None}
+    children: dict[object, list[int]] = {}
+    for index, u in enumerate(items):
+        parent = u.reply_to if u.reply_to in ids and u.reply_to != u.id else None
+        children.setdefault(parent, []).append(index)
+    ordered: list[int] = []
+    seen: set[int] = set()
+    stack = list(reversed(children.get(None, [])))
+    while stack:
+        index = stack.pop()
+        if index in seen:
+            continue
+        seen.add(index)
+        ordered.append(index)
+        stack.extend(reversed(children.get(items[index].id, [])))
+    ordered += [i for i in range(len(items)) if i not in seen]  # reply cycles
+    return [items[i] for i in ordered]
+
+
+def _merge_speakers(utterances: Iterable[tuple[str, str]]) -> list[str]:
+    """Joins consecutive utterances of one speaker; blank utterances are skipped."""
     turns: list[str] = []
     last_speaker: str | None = None
-    for _, _, speaker, text in items:
+    for speaker, text in utterances:
+        if not text.strip():
+            continue
         if turns and speaker == last_speaker:
             turns[-1] = f"{turns[-1]} {text}"
         else:
@@ -191,12 +245,15 @@ def _merge_speakers(items: list[tuple[Any, int, str, str]]) -> list[str]:
     return turns
 
 
-def _is_number(value: Any) -> bool:
+def _timestamp(value: Any) -> float:
+    """A numeric timestamp, or 0.0 where there is none."""
+    if isinstance(value, bool) or value is None:
+        return 0.0
     try:
-        float(value)
+        stamp = float(value)
     except (TypeError, ValueError):
-        return False
-    return True
+        return 0.0
+    return stamp if math.isfinite(stamp) else 0.0
 
 
 def _jsonl(arg: str) -> list[Conversation]:
@@ -216,33 +273,48 @@ def _jsonl(arg: str) -> list[Conversation]:
     return conversations
 
 
-def _transcripts(arg: str) -> list[Conversation]:
+def _load_yaml(file: Path) -> Any:
     from chatbot import yamlio
 
+    try:
+        return yamlio.load(file)
+    except YamlError as exc:
+        raise CorpusFormatError(exc.path, exc.line, exc.col, exc.message) from None
+
+
+def _transcripts(arg: str) -> list[Conversation]:
     folder = Path(arg)
     if not folder.is_dir():
         raise DataError(f"{arg}: not a folder of transcripts")
     conversations = []
     for file in sorted([*folder.rglob("*.yml"), *folder.rglob("*.yaml")]):
-        data = yamlio.load(file)
+        data = _load_yaml(file)
         turns = data.get("turns") if isinstance(data, dict) else None
         if not isinstance(turns, list):
             raise CorpusFormatError(file, 1, 1, "a transcript needs a 'turns' list")
-        utterances: list[str] = []
-        segment = 0
-        for turn in turns:
-            user = turn.get("user") if isinstance(turn, dict) else None
-            bot = turn.get("bot") if isinstance(turn, dict) else None
-            text = bot if isinstance(bot, str) else bot.get("text") if isinstance(bot, dict) else None
-            if isinstance(turn, dict) and turn.get("reset"):
-                text = None
-            if isinstance(user, str) and isinstance(text, str):
-                utterances += [user, text]
-                continue
-            if utterances:
-                conversations.append(make_conversation(f"{file.name}:{segment}", utterances))
-                segment += 1
-            utterances = []
-        if utterances:
-            conversations.append(make_conversation(f"{file.name}:{segment}", utterances))
+        name = file.relative_to(folder).as_posix()
+        for segment, utterances in enumerate(_transcript_segments(turns)):
+            conversations.append(make_conversation(f"{name}:{segment}", utterances))
     return conversations
+
+
+def _transcript_segments(turns: list[Any]) -> list[list[str]]:
+    """Runs of turns with both a user text and a bot text; any other turn ends a run."""
+    segments: list[list[str]] = [[]]
+    for turn in turns:
+        pair = _transcript_pair(turn)
+        if pair is not None:
+            segments[-1] += pair
+        elif segments[-1]:
+            segments.append([])
+    return [s for s in segments if s]
+
+
+def _transcript_pair(turn: Any) -> list[str] | None:
+    if not isinstance(turn, dict) or turn.get("reset"):
+        return None
+    user, bot = turn.get("user"), turn.get("bot")
+    text = bot.get("text") if isinstance(bot, dict) else bot
+    if isinstance(user, str) and isinstance(text, str):
+        return [user, text]
+    return None

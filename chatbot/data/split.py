@@ -33,20 +33,21 @@ def split_conversations(
 ) -> Split:
     """Shuffles conversations with `seed` and cuts test, then valid, then train.
 
+    Test takes `test_fraction` of all conversations, valid `valid_fraction` of the rest.
     Every non-empty fraction gets at least one conversation when there are three or more.
     """
     order = list(range(len(conversations)))
     random.Random(seed).shuffle(order)
     n = len(order)
-    n_test = _count(n, test_fraction)
-    n_valid = _count(n - n_test, valid_fraction)
+    n_test = _count(n, test_fraction, total=n)
+    n_valid = _count(n - n_test, valid_fraction, total=n)
     test = [conversations[i] for i in order[:n_test]]
     valid = [conversations[i] for i in order[n_test : n_test + n_valid]]
     train = [conversations[i] for i in order[n_test + n_valid :]]
     return Split(train=train, valid=valid, test=test)
 
 
-def _count(n: int, fraction: float) -> int:
-    if fraction <= 0 or n < 3:
+def _count(n: int, fraction: float, *, total: int) -> int:
+    if fraction <= 0 or total < 3:
         return 0
     return max(1, round(n * fraction))
