@@ -4,24 +4,41 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from chatbot.bot import Chatbot
 from chatbot.config import Config, DataConfig, ModelConfig, TokenizerConfig, TrainConfig
+from chatbot.dialogue import DialogueManager, Reply, Trace
 from chatbot.errors import (
+    BotValidationError,
     ChatbotError,
     CheckpointError,
     ConfigError,
     DataError,
+    SessionError,
     YamlError,
 )
+from chatbot.intents import IntentMatcher
+from chatbot.session import MemoryStore, Session, SessionStore, SQLiteStore
 
 __all__ = [
+    "BotValidationError",
+    "Chatbot",
     "ChatbotError",
     "CheckpointError",
     "Config",
     "ConfigError",
     "DataConfig",
     "DataError",
+    "DialogueManager",
+    "IntentMatcher",
+    "MemoryStore",
     "ModelConfig",
+    "Reply",
+    "SQLiteStore",
+    "Session",
+    "SessionError",
+    "SessionStore",
     "TokenizerConfig",
+    "Trace",
     "TrainConfig",
     "YamlError",
     "__version__",

@@ -81,3 +81,15 @@ class ShapeError(CheckpointError):
 
 class TrainingError(ChatbotError):
     """Training cannot start or continue."""
+
+
+class BotValidationError(ConfigError):
+    """A bot directory whose files have problems; `problems` lists every one, located."""
+
+    def __init__(self, problems: list[LocatedError]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SessionError(ChatbotError, ValueError):
+    """A session dict or stored session that cannot be restored, or a conflicting write."""

@@ -68,20 +68,23 @@ class IntentMatcher:
         self._build_index([features(e) for e in self._examples])
 
     def _build_index(self, docs: list[Counter[str]]) -> None:
+        """An inverted index: feature -> (example rows, weights), as flat CSC arrays."""
         n_docs = len(docs)
         df: Counter[str] = Counter(f for doc in docs for f in doc)
         self._idf = {f: math.log((1 + n_docs) / (1 + d)) + 1.0 for f, d in df.items()}
         self._unseen_idf = math.log(1 + n_docs) + 1.0
-        postings: dict[str, list[tuple[int, float]]] = {}
-        for row, doc in enumerate(docs):
-            weights = self._weights(doc)
-            for f, w in weights.items():
-                postings.setdefault(f, []).append((row, w))
-        self._postings = {
-            f: (np.array([r for r, _ in p], dtype=np.int32), np.array([w for _, w in p]))
-            for f, p in postings.items()
-        }
-        starts, names = [], []
+        self._column = {f: c for c, f in enumerate(df)}
+        entries = sorted(
+            (self._column[f], row, w)
+            for row, doc in enumerate(docs)
+            for f, w in self._weights(doc).items()
+        )
+        counts = np.bincount([c for c, _, _ in entries], minlength=len(df))
+        self._indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
+        self._rows = np.array([r for _, r, _ in entries], dtype=np.intp)
+        self._values = np.array([w for _, _, w in entries], dtype=np.float64)
+        starts: list[int] = []
+        names: list[str] = []
         for row, owner in enumerate(self._owners):
             if not names or names[-1] != owner:
                 starts.append(row)
@@ -97,12 +100,12 @@ class IntentMatcher:
         norm = math.sqrt(sum(w * w for w in raw.values())) or 1.0
         return {f: w / norm for f, w in raw.items()}
 
-    def rank(self, text: str) -> list[Match]:
-        """Every intent with a positive score, best first (ties by name)."""
-        best: dict[str, Match] = {m.intent: m for m in self._example_matches(text)}
+    def rank(self, text: str, *, limit: int = 10) -> list[Match]:
+        """The best `limit` intents with a positive score, best first (ties by name)."""
+        best: dict[str, Match] = {m.intent: m for m in self._example_matches(text, limit)}
         for match in self._pattern_matches(text):
             best[match.intent] = match
-        return sorted(best.values(), key=lambda m: (-m.score, m.intent))
+        return sorted(best.values(), key=lambda m: (-m.score, m.intent))[:limit]
 
     def _pattern_matches(self, text: str) -> list[Match]:
         cleaned = clean(text)
@@ -112,33 +115,37 @@ class IntentMatcher:
                 hit = pattern.search(cleaned)
                 if hit is None:
                     continue
-                slots = {k: _slot_value(v) for k, v in hit.groupdict().items() if v}
-                pairs = tuple((k, v) for k, v in slots.items() if v)
-                found.append(Match(intent.name, 1.0, "pattern", pairs))
+                values = ((k, _slot_value(v)) for k, v in hit.groupdict().items() if v)
+                slots = tuple((k, v) for k, v in values if v)
+                found.append(Match(intent.name, 1.0, "pattern", slots))
                 break
         return found
 
-    def _example_matches(self, text: str) -> list[Match]:
+    def _example_matches(self, text: str, limit: int) -> list[Match]:
         if not self._examples:
             return []
         query = self._weights(features(text))
-        hits = [(self._postings[f], w) for f, w in query.items() if f in self._postings]
-        if not hits:
+        known = [(self._column[f], w) for f, w in query.items() if f in self._column]
+        if not known:
             return []
-        rows = np.concatenate([rows for (rows, _), _ in hits])
-        values = np.concatenate([weights * w for (_, weights), w in hits])
-        scores = np.bincount(rows, weights=values, minlength=len(self._examples))
+        columns = np.array([c for c, _ in known], dtype=np.intp)
+        starts = self._indptr[columns]
+        lengths = self._indptr[columns + 1] - starts
+        # The postings of every query feature, gathered in one vectorised step.
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        positions = offsets + np.arange(int(lengths.sum()))
+        values = self._values[positions] * np.repeat([w for _, w in known], lengths)
+        scores = np.bincount(self._rows[positions], weights=values, minlength=len(self._examples))
         per_intent = np.maximum.reduceat(scores, self._group_starts)
+        top = np.argsort(-per_intent, kind="stable")[:limit]
         found = []
-        for index in np.flatnonzero(per_intent > 0):
+        for index in (int(i) for i in top if per_intent[i] > 0):
             start = int(self._group_starts[index])
-            stop = _group_stop(self._group_starts, int(index), len(scores))
+            stop = _group_stop(self._group_starts, index, len(scores))
             nearest = start + int(np.argmax(scores[start:stop]))
-            score = min(1.0, float(per_intent[index]))
-            found.append(
-                Match(self._group_names[index], round(score, 6), "examples",
-                      example=self._examples[nearest])
-            )
+            score = round(min(1.0, float(per_intent[index])), 6)
+            name = self._group_names[index]
+            found.append(Match(name, score, "examples", example=self._examples[nearest]))
         return found
 
 

@@ -1,0 +1,214 @@
+"""The public facade: a bot (intents + model + policy) serving many sessions.
+
+    from chatbot import Chatbot
+    bot = Chatbot.load()                 # the packaged default bot
+    session = bot.session()
+    reply = session.send("hello")        # Reply(text, source, intent, confidence, trace)
+    data = session.to_dict(); again = bot.restore(data)
+    replies = bot.send_batch([(session_a, "hi"), (session_b, "hey")])  # one batched decode
+
+One `Chatbot` is safe to share between threads: each session is answered under
+its own lock, so turns of one session never interleave, and different sessions
+proceed in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from chatbot.botdir import BotDefinition, load_bot
+from chatbot.dialogue import DialogueManager, Reply, ReplyGenerator
+from chatbot.errors import SessionError
+from chatbot.intents import IntentSet
+from chatbot.session import MemoryStore, Reset, Session, SessionStore, SQLiteStore
+from chatbot.session.events import event_to_dict
+from chatbot.session.state import NeuralStateLike
+
+
+class Chatbot:
+    """Answers sessions' turns with one intent set, one generator and one session store.
+
+    Args:
+        intents: the intents, fallback responses and policy.
+        generator: the neural generator, or None for an intents-only bot.
+        store: where sessions persist (default: a `MemoryStore`; `load` defaults to SQLite).
+        decode: decoding settings passed to the generator (None: the generator's own).
+        name: the bot's name.
+    """
+
+    def __init__(
+        self,
+        intents: IntentSet,
+        *,
+        generator: ReplyGenerator | None = None,
+        store: SessionStore | None = None,
+        decode: Any = None,
+        name: str = "chatbot",
+    ) -> None:
+        self.name = name
+        self.generator = generator
+        self.store = store if store is not None else MemoryStore()
+        self.dialogue = DialogueManager(intents, generator=generator, decode=decode)
+        self._state_type = type(generator.initial_state()) if generator is not None else None
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        store: SessionStore | str | Path | None = None,
+        decode: Any = None,
+    ) -> Chatbot:
+        """Loads a bot directory (default: the packaged default bot) and its model.
+
+        Args:
+            path: a bot directory (`intents/`, optional `bot.yml` and `model/`).
+            store: a `SessionStore`, or a path for an SQLite store (default: the
+                SQLite file under the user's data directory, opened on first use).
+            decode: a `DecodeConfig` overriding the bot's decoding settings.
+
+        Raises:
+            BotValidationError: the bot's files have problems.
+            CheckpointError: the model directory is missing or corrupt.
+        """
+        definition = load_bot(path)
+        return cls.from_definition(definition, store=store, decode=decode)
+
+    @classmethod
+    def from_definition(
+        cls,
+        definition: BotDefinition,
+        *,
+        store: SessionStore | str | Path | None = None,
+        decode: Any = None,
+    ) -> Chatbot:
+        """A bot from a loaded definition; loads its model, if it has one."""
+        generator = None
+        if definition.model is not None:
+            from chatbot.generator import Generator
+
+            generator = Generator.load(definition.model)
+            if decode is None and definition.decode:
+                decode = generator.decode.replace(**definition.decode)
+        if not isinstance(store, SessionStore):
+            store = SQLiteStore(store)
+        return cls(
+            definition.intents,
+            generator=generator,
+            store=store,
+            decode=decode,
+            name=definition.name,
+        )
+
+    @property
+    def intents(self) -> IntentSet:
+        return self.dialogue.intents
+
+    def session(self, session_id: str | None = None) -> Session:
+        """A session: the stored one with this id, else a new one (a fresh id by default)."""
+        if session_id is not None:
+            stored = self.store.load(session_id)
+            if stored is not None:
+                return self._attach(self._from_dict(stored), saved=len(stored["events"]))
+        return self._attach(Session(session_id), saved=0)
+
+    def restore(self, data: Mapping[str, Any]) -> Session:
+        """A session rebuilt from `session.to_dict()`; it continues where that one was.
+
+        The store then holds the restored history: a session it already holds must
+        be a prefix of `data`.
+
+        Raises:
+            SessionError: `data` is malformed, or conflicts with the stored session.
+        """
+        session = self._from_dict(data)
+        stored = self.store.load(session.id)
+        events = [event_to_dict(e) for e in session.events]
+        saved = 0
+        if stored is not None:
+            saved = len(stored["events"])
+            if stored["events"] != events[:saved]:
+                raise SessionError(
+                    f"session {session.id!r} is in the store with a different history"
+                )
+        self._attach(session, saved=saved)
+        self._save(session)
+        return session
+
+    def send(self, session: Session, text: str) -> Reply:
+        """The reply to `text` in `session`."""
+        return self.send_batch([(session, text)])[0]
+
+    def send_batch(self, items: Iterable[tuple[Session, str]]) -> list[Reply]:
+        """Replies for many (session, text) pairs, decoded together.
+
+        Each round of distinct sessions is one batched decode; a session that appears
+        again goes to the next round, so its turns stay in order.
+        """
+        pairs = list(items)
+        for session, _ in pairs:
+            self._check_owned(session)
+        replies: dict[int, Reply] = {}
+        waiting = list(range(len(pairs)))
+        while waiting:
+            now: list[int] = []
+            seen: set[str] = set()
+            for index in waiting:
+                if pairs[index][0].id not in seen:
+                    now.append(index)
+                    seen.add(pairs[index][0].id)
+            answered = self._round([pairs[index] for index in now])
+            replies.update(zip(now, answered, strict=True))
+            waiting = [index for index in waiting if index not in replies]
+        return [replies[index] for index in range(len(pairs))]
+
+    def reset_session(self, session: Session) -> None:
+        """Starts `session` over (keeps its id)."""
+        self._check_owned(session)
+        with session.lock:
+            session.apply(Reset())
+            self._save(session)
+
+    def _round(self, items: list[tuple[Session, str]]) -> list[Reply]:
+        sessions = sorted((s for s, _ in items), key=lambda s: s.id)
+        for session in sessions:
+            session.lock.acquire()
+        try:
+            replies = self.dialogue.handle_batch(items)
+            for session, _ in items:
+                self._save(session)
+            return replies
+        finally:
+            for session in reversed(sessions):
+                session.lock.release()
+
+    def _save(self, session: Session) -> None:
+        events = session.events_since(session.saved)
+        self.store.save(
+            session.id,
+            start=session.saved,
+            events=[event_to_dict(e) for e in events],
+            state=session.encoded_state(),
+        )
+        session.saved += len(events)
+
+    def _attach(self, session: Session, *, saved: int) -> Session:
+        session.bind(self)
+        session.saved = saved
+        return session
+
+    def _check_owned(self, session: Session) -> None:
+        if session.responder is not self:
+            raise SessionError(f"session {session.id!r} belongs to another bot; restore it here")
+
+    def _from_dict(self, data: Mapping[str, Any]) -> Session:
+        return Session.from_dict(data, decode_state=self._decode_state)
+
+    def _decode_state(self, data: bytes) -> NeuralStateLike:
+        if self.generator is None or self._state_type is None:
+            raise ValueError("this bot has no model to hold a neural state")
+        state: NeuralStateLike = self._state_type.from_bytes(data, self.generator.state_size)
+        return state
+

@@ -1,0 +1,376 @@
+"""The dialogue manager: picks each reply by the bot's policy and records the turn.
+
+Rules run in the policy's order (default `override, neural, intents, fallback`):
+
+- `override`: the best intent answers first if it is marked `override: true`.
+- `neural`: the generator's reply, if its confidence clears
+  `neural_min_confidence` and it is not degenerate (empty, a loop, an echo of
+  the user, the same as last turn's reply).
+- `intents`: the best intent.
+- `fallback`: one of the `fallback` responses; always answers.
+
+"The best intent" is decided by `chatbot.intents.decide` (requirements,
+threshold, ambiguity margin, priority). Whatever answers, the user's utterance
+and the reply both update the neural conversation state.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from chatbot.intents import IntentMatcher, IntentSet, Match, Policy, templates
+from chatbot.intents.decide import Candidate, decide
+from chatbot.intents.schema import DEFAULT_FALLBACK, Intent, Rule
+from chatbot.intents.text import clean
+from chatbot.session import (
+    BotSaid,
+    ContextSet,
+    Event,
+    Session,
+    SlotSet,
+    UserSaid,
+)
+
+Source = Literal["intent", "neural", "fallback"]
+DEGENERATE_FLAGS = ("empty", "loop", "echo", "repeat")
+
+
+class GenerationLike(Protocol):
+    """A generator's reply (`chatbot.generator.Generation`)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def confidence(self) -> float: ...
+
+    @property
+    def flags(self) -> tuple[str, ...]: ...
+
+
+class ReplyGenerator(Protocol):
+    """The neural generator as the dialogue manager uses it (`chatbot.generator.Generator`).
+
+    Its states are instances of one class with `to_bytes()` and
+    `from_bytes(data, state_size)`.
+    """
+
+    state_size: int
+
+    def initial_state(self) -> Any: ...
+
+    def respond(
+        self, items: Sequence[tuple[Any, str, str | None]], *, decode: Any = None,
+        seed: int | None = None,
+    ) -> Sequence[tuple[Any, Any]]: ...
+
+    def observe(self, states: Sequence[Any], texts: Sequence[str]) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class NeuralCandidate:
+    """The generator's reply for the turn, and why it was or was not used."""
+
+    text: str
+    confidence: float
+    flags: tuple[str, ...]
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Why a reply was chosen.
+
+    Attributes:
+        text: the user's utterance as the bot read it (cleaned, truncated).
+        candidates: the intents the matcher scored, best first.
+        neural: the generator's candidate, when it was asked.
+        policy: the rule order and thresholds in force.
+        steps: one line per rule tried, saying what it decided.
+        rule: the rule that answered.
+        slots: the slots after the turn.
+        contexts: the active contexts after the turn (turns left).
+    """
+
+    text: str
+    candidates: tuple[Candidate, ...]
+    neural: NeuralCandidate | None
+    policy: Policy
+    steps: tuple[str, ...]
+    rule: Rule
+    slots: tuple[tuple[str, str], ...] = ()
+    contexts: tuple[tuple[str, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (tuples become lists)."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        lines = [f"input: {self.text!r}"]
+        for c in self.candidates:
+            note = f" ({c.note})" if c.note else ""
+            lines.append(f"  intent {c.intent}: {c.score:.3f} via {c.via}{note}")
+        if self.neural is not None:
+            n = self.neural
+            flags = f" flags {','.join(n.flags)}" if n.flags else ""
+            lines.append(f"  neural: {n.text!r} confidence {n.confidence:.3f}{flags}")
+        p = self.policy
+        lines.append(f"policy: {' > '.join(p.order)}")
+        lines.append(
+            f"thresholds: intent {p.intent_threshold}, margin {p.ambiguity_margin}, "
+            f"neural {p.neural_min_confidence}"
+        )
+        lines += [f"  {step}" for step in self.steps]
+        lines.append(f"decided by: {self.rule}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The bot's answer to one user turn.
+
+    Attributes:
+        text: what the bot says (no control characters or escape sequences).
+        source: `intent`, `neural` or `fallback`.
+        intent: the intent's name when `source == "intent"`.
+        confidence: the intent's score, the generator's confidence, or 0 for fallback.
+        trace: the candidates, scores, thresholds and the deciding rule.
+    """
+
+    text: str
+    source: Source
+    intent: str | None
+    confidence: float
+    trace: Trace = field(repr=False, compare=False)
+
+
+@dataclass
+class _Answer:
+    text: str
+    source: Source
+    intent: Intent | None = None
+    confidence: float = 0.0
+    slots: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
+class _Turn:
+    """One session's turn while the batch is decided."""
+
+    session: Session
+    text: str
+    rng: random.Random
+    seed: int
+    candidates: list[Candidate] = field(default_factory=list)
+    best: Match | None = None
+    steps: list[str] = field(default_factory=list)
+    state: Any = None
+    neural: Any = None
+    state_after_user: Any = None
+    answer: _Answer | None = None
+    rule: Rule = "fallback"
+
+
+class DialogueManager:
+    """Answers turns for many sessions with one intent set and one generator.
+
+    Thread-safe when the generator is (the real one is): callers hold each
+    session's lock, and the manager keeps no per-turn state of its own.
+    """
+
+    def __init__(
+        self,
+        intents: IntentSet,
+        *,
+        generator: ReplyGenerator | None = None,
+        decode: Any = None,
+    ) -> None:
+        self.intents = intents
+        self.policy = intents.policy
+        self.generator = generator
+        self.decode = decode
+        self.matcher = IntentMatcher(intents.intents)
+        self._by_name = {intent.name: intent for intent in intents.intents}
+
+    def handle(self, session: Session, text: str) -> Reply:
+        """The reply to `text` in `session`; the turn's events are applied to it."""
+        return self.handle_batch([(session, text)])[0]
+
+    def handle_batch(self, items: Sequence[tuple[Session, str]]) -> list[Reply]:
+        """Replies for several sessions (each at most once) with one batched decode."""
+        ids = [session.id for session, _ in items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a batch may hold each session once")
+        turns = [self._start(session, text) for session, text in items]
+        order = self.policy.order
+        split = order.index("neural") if "neural" in order else len(order)
+        for turn in turns:
+            self._run(turn, order[:split])
+        self._decode([t for t in turns if t.answer is None and "neural" in order])
+        for turn in turns:
+            self._run(turn, (*order[split:], "fallback"))
+        self._advance_states(turns)
+        return [self._finish(turn) for turn in turns]
+
+    def _start(self, session: Session, text: str) -> _Turn:
+        cleaned = clean(text)
+        key = f"{session.id}:{session.turn}"
+        turn = _Turn(session, cleaned, random.Random(key), zlib.crc32(key.encode()))
+        if cleaned:
+            decision = decide(
+                self.matcher.rank(cleaned), self._by_name, self.policy,
+                contexts=session.contexts, slots=session.slots,
+            )
+            turn.candidates, turn.best = list(decision.candidates), decision.best
+            turn.steps.append(f"match: {decision.reason}")
+        else:
+            turn.steps.append("input: empty after cleaning; only the fallback can answer")
+        return turn
+
+    def _run(self, turn: _Turn, rules: Sequence[Rule]) -> None:
+        for rule in rules:
+            if turn.answer is not None:
+                return
+            turn.answer = getattr(self, f"_rule_{rule}")(turn)
+            turn.rule = rule
+
+    def _rule_override(self, turn: _Turn) -> _Answer | None:
+        if turn.best is None:
+            turn.steps.append("override: no best intent")
+            return None
+        intent = self._by_name[turn.best.intent]
+        if not intent.override:
+            turn.steps.append(f"override: {intent.name} is not an override intent")
+            return None
+        return self._intent_answer(turn, intent, "override")
+
+    def _rule_intents(self, turn: _Turn) -> _Answer | None:
+        if turn.best is None:
+            turn.steps.append("intents: no best intent")
+            return None
+        return self._intent_answer(turn, self._by_name[turn.best.intent], "intents")
+
+    def _intent_answer(self, turn: _Turn, intent: Intent, rule: str) -> _Answer | None:
+        assert turn.best is not None
+        changes: dict[str, str | None] = {**dict(turn.best.slots), **dict(intent.sets.slots)}
+        slots = {**turn.session.slots, **changes}
+        filled = {k: v for k, v in slots.items() if v is not None}
+        text = templates.choose(
+            intent.responses, filled, avoid=turn.session.last_reply, rng=turn.rng
+        )
+        if not text:
+            turn.steps.append(f"{rule}: no response of {intent.name} can be said with these slots")
+            return None
+        turn.steps.append(f"{rule}: answered with intent {intent.name}")
+        return _Answer(text, "intent", intent, turn.best.score, changes)
+
+    def _rule_neural(self, turn: _Turn) -> _Answer | None:
+        if turn.neural is None:
+            reason = "no model" if self.generator is None else "not asked (empty input)"
+            turn.steps.append(f"neural: {reason}")
+            return None
+        text = clean(turn.neural.text)
+        flags = list(turn.neural.flags)
+        if not text and "empty" not in flags:
+            flags.append("empty")
+        if text and text == turn.session.last_reply and "repeat" not in flags:
+            flags.append("repeat")
+        confidence = float(turn.neural.confidence)
+        bad = [f for f in flags if f in DEGENERATE_FLAGS]
+        minimum = self.policy.neural_min_confidence
+        if bad:
+            turn.steps.append(f"neural: degenerate reply ({', '.join(bad)})")
+        elif confidence < minimum:
+            turn.steps.append(f"neural: confidence {confidence:.3f} is below {minimum}")
+        else:
+            turn.steps.append(f"neural: confidence {confidence:.3f} clears {minimum}")
+            return _Answer(text, "neural", confidence=confidence)
+        return None
+
+    def _rule_fallback(self, turn: _Turn) -> _Answer:
+        last = turn.session.last_reply
+        text = templates.choose(self.intents.fallback, turn.session.slots, avoid=last,
+                                rng=turn.rng)
+        if not text:
+            text = templates.choose(DEFAULT_FALLBACK, {}, avoid=None, rng=turn.rng) or "?"
+        turn.steps.append("fallback: answered")
+        return _Answer(text, "fallback")
+
+    def _decode(self, turns: list[_Turn]) -> None:
+        """Asks the generator once for every turn still open that has something to answer."""
+        asked = [t for t in turns if t.text and self.generator is not None]
+        if not asked:
+            return
+        for turn in asked:
+            turn.state = self._state(turn.session)
+        items = [(t.state, t.text, t.session.last_reply) for t in asked]
+        assert self.generator is not None
+        results = self.generator.respond(items, decode=self.decode, seed=asked[0].seed)
+        for turn, (generation, state) in zip(asked, results, strict=True):
+            turn.neural, turn.state_after_user = generation, state
+
+    def _advance_states(self, turns: list[_Turn]) -> None:
+        """Feeds the user's utterance (unless decoded already) and the reply to the state."""
+        if self.generator is None:
+            return
+        for turn in turns:
+            if turn.state is None:
+                turn.state = self._state(turn.session)
+        need_user = [t for t in turns if t.state_after_user is None and t.text]
+        texts = [t.text for t in need_user]
+        after = self.generator.observe([t.state for t in need_user], texts)
+        for turn, state in zip(need_user, after, strict=True):
+            turn.state_after_user = state
+        states = [t.state if t.state_after_user is None else t.state_after_user for t in turns]
+        replies = [t.answer.text if t.answer else "" for t in turns]
+        final = self.generator.observe(states, replies)
+        for turn, state in zip(turns, final, strict=True):
+            turn.state = state
+
+    def _state(self, session: Session) -> Any:
+        """The session's cached state, or one rebuilt from its history."""
+        if session.neural_state is not None:
+            return session.neural_state
+        assert self.generator is not None
+        state = self.generator.initial_state()
+        for text in session.history:
+            state = self.generator.observe([state], [text])[0]
+        session.neural_state = state
+        return state
+
+    def _finish(self, turn: _Turn) -> Reply:
+        answer = turn.answer
+        assert answer is not None
+        session = turn.session
+        events: list[Event] = [UserSaid(turn.text)]
+        events += [SlotSet(name, value) for name, value in answer.slots.items()]
+        intent_name = answer.intent.name if answer.intent else None
+        events.append(BotSaid(answer.text, answer.source, intent_name))
+        if answer.intent is not None:
+            events += [ContextSet(name, turns) for name, turns in answer.intent.sets.context]
+        for event in events:
+            session.apply(event)
+        if self.generator is not None:
+            session.neural_state = turn.state
+        trace = Trace(
+            text=turn.text,
+            candidates=tuple(turn.candidates),
+            neural=self._neural_candidate(turn),
+            policy=self.policy,
+            steps=tuple(turn.steps),
+            rule=turn.rule,
+            slots=tuple(sorted(session.slots.items())),
+            contexts=tuple(sorted(session.contexts.items())),
+        )
+        return Reply(answer.text, answer.source, intent_name, answer.confidence, trace)
+
+    def _neural_candidate(self, turn: _Turn) -> NeuralCandidate | None:
+        if turn.neural is None:
+            return None
+        accepted = turn.answer is not None and turn.answer.source == "neural"
+        n = turn.neural
+        return NeuralCandidate(clean(n.text), float(n.confidence), tuple(n.flags), accepted)

@@ -1,0 +1,337 @@
+"""Loads and validates a bot's `intents/` folder (schema version 1).
+
+Validation reads every file before it gives up and reports every problem as
+`file:line:col: message`: YAML errors, unknown keys (with a suggestion), wrong
+types, duplicate keys and intent names, invalid regexes and templates, slots
+and contexts that nothing sets, and an example shared by two intents.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from chatbot.errors import BotValidationError, LocatedError
+from chatbot.intents.nodes import Reader, read_file
+from chatbot.intents.schema import (
+    DEFAULT_FALLBACK,
+    RULES,
+    SCHEMA_VERSION,
+    Intent,
+    IntentSet,
+    Policy,
+    Requires,
+    Response,
+    Sets,
+)
+from chatbot.intents.templates import template_slots
+from chatbot.intents.text import normalize
+
+FILE_KEYS = ("version", "intents", "fallback", "policy")
+INTENT_KEYS = (
+    "name", "description", "examples", "patterns", "responses",
+    "override", "priority", "requires", "sets",
+)
+POLICY_KEYS = ("order", "intent_threshold", "ambiguity_margin", "neural_min_confidence")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+PolicyValues = dict[str, tuple[Any, str]]
+"""Policy settings read so far: field -> (value, `file:line:col` that set it)."""
+
+
+@dataclass
+class _Use:
+    """A reference to a slot or context name, checked once every file is read."""
+
+    kind: str
+    name: str
+    node: Node
+    reader: Reader
+
+
+@dataclass
+class _Folder:
+    """What the files of one folder define, gathered before the cross-file checks."""
+
+    problems: list[LocatedError]
+    intents: list[Intent] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    examples: dict[str, tuple[str, str]] = field(default_factory=dict)
+    fallback: list[Response] = field(default_factory=list)
+    policy: PolicyValues = field(default_factory=dict)
+    uses: list[_Use] = field(default_factory=list)
+    slots_set: set[str] = field(default_factory=set)
+    contexts_set: set[str] = field(default_factory=set)
+
+
+def intent_files(folder: str | Path) -> list[Path]:
+    """The `.yml` / `.yaml` files under `folder`, in a stable order."""
+    root = Path(folder)
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+
+
+def load_intents(folder: str | Path, *, policy: PolicyValues | None = None) -> IntentSet:
+    """Reads an `intents/` folder.
+
+    Args:
+        folder: the folder of intent files.
+        policy: policy settings made elsewhere (bot.yml); setting one again is a problem.
+
+    Raises:
+        BotValidationError: listing every problem found.
+    """
+    problems: list[LocatedError] = []
+    intents = read_intents(folder, problems, policy=policy)
+    if problems:
+        raise BotValidationError(problems)
+    return intents
+
+
+def read_intents(
+    folder: str | Path, problems: list[LocatedError], *, policy: PolicyValues | None = None
+) -> IntentSet:
+    """Like `load_intents`, but appends problems to `problems` instead of raising."""
+    state = _Folder(problems, policy=dict(policy or {}))
+    for file in intent_files(folder):
+        _read_file(state, file)
+    _check_uses(state)
+    return IntentSet(
+        intents=tuple(state.intents),
+        fallback=tuple(state.fallback) or DEFAULT_FALLBACK,
+        policy=make_policy(state.policy),
+    )
+
+
+def make_policy(values: PolicyValues) -> Policy:
+    """A `Policy` from validated settings; `fallback` is kept last in the order."""
+    settings = {key: value for key, (value, _) in values.items()}
+    if "order" in settings:
+        order = [rule for rule in settings["order"] if rule != "fallback"]
+        settings["order"] = (*order, "fallback")
+    return Policy(**settings)
+
+
+def _read_file(state: _Folder, file: Path) -> None:
+    reader, top = read_file(file, state.problems, what="an intent file", keys=FILE_KEYS)
+    if top is None:
+        return
+    if "version" in top:
+        read_version(reader, top["version"][1])
+    if "intents" in top:
+        for item in reader.sequence(top["intents"][1], what="'intents'"):
+            _read_intent(state, reader, item)
+    if "fallback" in top:
+        state.fallback += _read_responses(state, reader, top["fallback"][1], what="'fallback'")
+    if "policy" in top:
+        read_policy(reader, top["policy"][1], state.policy)
+
+
+def read_version(reader: Reader, node: Node) -> None:
+    """Reports a `version:` other than the supported one."""
+    version = reader.integer(node, what="'version'")
+    if version is not None and version != SCHEMA_VERSION:
+        reader.error(node, f"unsupported version {version} (this chatbot reads version 1)")
+
+
+def _read_intent(state: _Folder, reader: Reader, node: Node) -> None:
+    entries = reader.mapping(node, what="an intent", keys=INTENT_KEYS, required=("name",))
+    if entries is None or "name" not in entries:
+        return
+    name_node = entries["name"][1]
+    name = reader.string(name_node, what="'name'")
+    if name is None:
+        return
+    if not _NAME.match(name):
+        reader.error(name_node, f"intent name {name!r} must be letters, digits, '_', '.' or '-'")
+    if name in state.names:
+        reader.error(name_node, f"duplicate intent {name!r} (first defined at {state.names[name]})")
+    else:
+        state.names[name] = reader.where(name_node)
+    get = entries.get
+    examples, patterns = [], []
+    if "examples" in entries:
+        examples = _read_examples(state, reader, entries["examples"][1], name)
+    if "patterns" in entries:
+        patterns = _read_patterns(reader, entries["patterns"][1])
+    responses: list[Response] = []
+    if "responses" in entries:
+        responses = _read_responses(state, reader, entries["responses"][1], what="'responses'")
+    else:
+        reader.error(node, f"intent {name!r} has no 'responses'")
+    if not examples and not patterns:
+        reader.error(name_node, f"intent {name!r} has no examples or patterns to match")
+    for pattern in patterns:
+        state.slots_set.update(pattern.groupindex)
+    state.intents.append(
+        Intent(
+            name=name,
+            examples=tuple(examples),
+            patterns=tuple(patterns),
+            responses=tuple(responses),
+            override=_optional(reader.boolean, get("override"), "'override'", False),
+            priority=_optional(reader.integer, get("priority"), "'priority'", 0),
+            requires=_read_requires(state, reader, get("requires")),
+            sets=_read_sets(state, reader, get("sets")),
+        )
+    )
+
+
+def _optional(read: Any, entry: tuple[Node, Node] | None, what: str, default: Any) -> Any:
+    if entry is None:
+        return default
+    value = read(entry[1], what=what)
+    return default if value is None else value
+
+
+def _read_examples(state: _Folder, reader: Reader, node: Node, intent: str) -> list[str]:
+    examples = []
+    for text, item in reader.strings(node, what="'examples'"):
+        key = normalize(text)
+        if not key:
+            reader.error(item, f"example {text!r} has no words to match")
+            continue
+        owner = state.examples.get(key)
+        if owner is not None and owner[0] == intent:
+            reader.error(item, f"duplicate example {text!r} (first at {owner[1]})")
+            continue
+        if owner is not None:
+            reader.error(
+                item, f"example {text!r} is also an example of intent {owner[0]!r} (at {owner[1]})"
+            )
+            continue
+        state.examples[key] = (intent, reader.where(item))
+        examples.append(text)
+    return examples
+
+
+def _read_patterns(reader: Reader, node: Node) -> list[re.Pattern[str]]:
+    patterns = []
+    for text, item in reader.strings(node, what="'patterns'"):
+        try:
+            patterns.append(re.compile(text, re.IGNORECASE))
+        except re.error as exc:
+            where = f" at position {exc.pos}" if exc.pos is not None else ""
+            reader.error(item, f"invalid regex {text!r}: {exc.msg}{where}")
+    return patterns
+
+
+def _read_responses(state: _Folder, reader: Reader, node: Node, *, what: str) -> list[Response]:
+    responses = []
+    items = reader.sequence(node, what=what, single=True)
+    if not items and isinstance(node, SequenceNode):
+        reader.error(node, f"{what} must not be empty")
+    for item in items:
+        unless: list[tuple[str, Node]] = []
+        text_node = item
+        if isinstance(item, MappingNode):
+            entries = reader.mapping(
+                item, what="a response", keys=("text", "unless_slots"), required=("text",)
+            )
+            if entries is None or "text" not in entries:
+                continue
+            text_node = entries["text"][1]
+            if "unless_slots" in entries:
+                unless = reader.strings(entries["unless_slots"][1], what="'unless_slots'")
+        text = reader.string(text_node, what="a response")
+        if text is None:
+            continue
+        try:
+            slots = template_slots(text)
+        except ValueError as exc:
+            reader.error(text_node, f"invalid template {text!r}: {exc}")
+            continue
+        state.uses += [_Use("slot", slot, text_node, reader) for slot in slots]
+        state.uses += [_Use("slot", slot, slot_node, reader) for slot, slot_node in unless]
+        responses.append(Response(text, slots, tuple(slot for slot, _ in unless)))
+    return responses
+
+
+def _read_requires(state: _Folder, reader: Reader, entry: tuple[Node, Node] | None) -> Requires:
+    if entry is None:
+        return Requires()
+    entries = reader.mapping(entry[1], what="'requires'", keys=("context", "slots"))
+    if entries is None:
+        return Requires()
+    found: dict[str, tuple[str, ...]] = {}
+    for kind, key in (("context", "context"), ("slot", "slots")):
+        if key in entries:
+            names = reader.strings(entries[key][1], what=f"'requires.{key}'")
+            state.uses += [_Use(kind, name, node, reader) for name, node in names]
+            found[key] = tuple(name for name, _ in names)
+    return Requires(**found)
+
+
+def _read_sets(state: _Folder, reader: Reader, entry: tuple[Node, Node] | None) -> Sets:
+    if entry is None:
+        return Sets()
+    entries = reader.mapping(entry[1], what="'sets'", keys=("context", "slots"))
+    if entries is None:
+        return Sets()
+    contexts: list[tuple[str, int]] = []
+    slots: list[tuple[str, str | None]] = []
+    if "context" in entries:
+        mapping = reader.mapping(entries["context"][1], what="'sets.context'") or {}
+        for name, (_, value_node) in mapping.items():
+            turns = reader.integer(value_node, what=f"the lifetime of context {name!r}", minimum=0)
+            if turns is not None:
+                contexts.append((name, turns))
+                state.contexts_set.add(name)
+    if "slots" in entries:
+        mapping = reader.mapping(entries["slots"][1], what="'sets.slots'") or {}
+        for name, (_, value_node) in mapping.items():
+            value = reader.value(value_node)
+            if value is not None and not isinstance(value, str):
+                reader.error(value_node, f"slot {name!r} must be set to a string or null")
+                continue
+            slots.append((name, value))
+            state.slots_set.add(name)
+    return Sets(context=tuple(contexts), slots=tuple(slots))
+
+
+def read_policy(reader: Reader, node: Node, into: PolicyValues) -> None:
+    """Reads a `policy:` mapping into `into`, reporting a setting made twice."""
+    entries = reader.mapping(node, what="'policy'", keys=POLICY_KEYS)
+    for key, (key_node, value_node) in (entries or {}).items():
+        if key not in POLICY_KEYS:
+            continue
+        if key in into:
+            reader.error(key_node, f"policy {key!r} is already set at {into[key][1]}")
+            continue
+        value = _policy_value(reader, key, value_node)
+        if value is not None:
+            into[key] = (value, reader.where(key_node))
+
+
+def _policy_value(reader: Reader, key: str, node: Node) -> Any:
+    if key != "order":
+        return reader.number(node, what=f"'policy.{key}'", low=0.0, high=1.0)
+    rules: list[str] = []
+    for rule, item in reader.strings(node, what="'policy.order'"):
+        if rule not in RULES:
+            reader.error(item, f"unknown rule {rule!r} (rules: {', '.join(RULES)})")
+        elif rule in rules:
+            reader.error(item, f"rule {rule!r} appears twice")
+        else:
+            rules.append(rule)
+    return tuple(rules)
+
+
+def _check_uses(state: _Folder) -> None:
+    known = {"slot": state.slots_set, "context": state.contexts_set}
+    setter = {"slot": "a pattern group or 'sets.slots'", "context": "'sets.context'"}
+    for use in state.uses:
+        if use.name in known[use.kind]:
+            continue
+        hint = _closest(use.name, known[use.kind])
+        message = f"{use.kind} {use.name!r} is never set by {setter[use.kind]} of any intent"
+        use.reader.error(use.node, message + hint)
+
+
+def _closest(name: str, names: set[str]) -> str:
+    found = difflib.get_close_matches(name, sorted(names), n=1)
+    return f" (did you mean {found[0]!r}?)" if found else ""

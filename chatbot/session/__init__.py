@@ -1,0 +1,35 @@
+"""Per-conversation state (a fold over events) and the stores that persist it."""
+
+from __future__ import annotations
+
+from chatbot.session.events import (
+    BotSaid,
+    ContextSet,
+    Event,
+    Reset,
+    SlotSet,
+    UserSaid,
+    event_from_dict,
+    event_to_dict,
+)
+from chatbot.session.state import SESSION_VERSION, NeuralStateLike, Responder, Session
+from chatbot.session.store import MemoryStore, SessionStore, SQLiteStore, default_store_path
+
+__all__ = [
+    "SESSION_VERSION",
+    "BotSaid",
+    "ContextSet",
+    "Event",
+    "MemoryStore",
+    "NeuralStateLike",
+    "Reset",
+    "Responder",
+    "SQLiteStore",
+    "Session",
+    "SessionStore",
+    "SlotSet",
+    "UserSaid",
+    "default_store_path",
+    "event_from_dict",
+    "event_to_dict",
+]

@@ -1,0 +1,62 @@
+"""The intent matcher: patterns, typo-robust example similarity, ranking."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from chatbot.intents import Intent, IntentMatcher, Match
+from chatbot.intents.matcher import features
+
+INTENTS = [
+    Intent("greet", examples=("hello", "good morning", "hey there")),
+    Intent("goodbye", examples=("bye", "see you later")),
+    Intent(
+        "user_name",
+        examples=("my name is sam",),
+        patterns=(re.compile(r"my name is (?P<name>\w+)(?: (?P<last>\w+))?", re.IGNORECASE),),
+    ),
+    Intent("empty_one", patterns=(re.compile(r"^zzz$"),)),
+]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> IntentMatcher:
+    return IntentMatcher(INTENTS)
+
+
+def test_features_are_padded_char_ngrams_and_words() -> None:
+    assert features("Hi!") == {"hi": 2, " h": 1, "i ": 1, " hi": 1, "hi ": 1, " hi ": 1}
+
+
+def test_an_exact_example_scores_one(matcher: IntentMatcher) -> None:
+    assert matcher.rank("HELLO!!")[0] == Match("greet", 1.0, "examples", example="hello")
+
+
+def test_typos_case_and_punctuation_keep_the_intent_on_top(matcher: IntentMatcher) -> None:
+    expected = {
+        "helo": "greet", "Good mornin!": "greet", "see ya later": "goodbye", "byee": "goodbye"
+    }
+    assert {text: matcher.rank(text)[0].intent for text in expected} == expected
+    assert matcher.rank("good mornin")[0].score == 0.804846
+
+
+def test_a_pattern_scores_one_and_fills_slots_from_named_groups(matcher: IntentMatcher) -> None:
+    best = matcher.rank("Well, my name is Ada Lovelace.")[0]
+    assert best == Match("user_name", 1.0, "pattern", (("name", "Ada"), ("last", "Lovelace")))
+    only = matcher.rank("my name is Bob")[0]
+    assert only.slots == (("name", "Bob"),)
+
+
+def test_ranking_is_sorted_and_limited(matcher: IntentMatcher) -> None:
+    ranked = matcher.rank("hello, see you later", limit=2)
+    assert [m.intent for m in ranked] == ["goodbye", "greet"]
+    assert ranked[0].score >= ranked[1].score
+    assert matcher.rank("zzz") == [Match("empty_one", 1.0, "pattern")]
+    assert matcher.rank("") == []
+    assert matcher.rank("\x00\u202e") == []
+
+
+def test_no_intents_means_no_matches() -> None:
+    assert IntentMatcher([]).rank("hello") == []
