@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatbot", description=__doc__)
     commands = parser.add_subparsers(dest="command")
+    _add_chat_command(commands)
 
     train = commands.add_parser("train", help="train a model")
     train.add_argument("--config", default="default", help="preset name or YAML file")
@@ -51,8 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="corpus source (default: the model's training corpus)")
     evaluate.add_argument("--split", default="test", choices=["test", "valid", "train", "all"])
     evaluate.add_argument("--max-conversations", type=int, default=0)
+    evaluate.add_argument("--replies", type=int, default=0, metavar="N",
+                          help="also decode greedy replies to N held-out user turns and "
+                          "report distinct-1/2 and the generic-reply rate")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=_eval)
+    _add_bot_commands(commands)
+    _add_replay_command(commands)
     return parser
 
 
@@ -80,7 +86,8 @@ def _train(args: argparse.Namespace) -> int:
         )
     if rank == 0:
         print(
-            f"trained {result.steps} steps ({result.epochs:.2f} epochs) in {result.elapsed_s:.0f}s; "
+            f"trained {result.steps} steps ({result.epochs:.2f} epochs) "
+            f"in {result.elapsed_s:.0f}s; "
             f"best validation perplexity {result.best_val_ppl:.3f}; model in {result.model_dir}"
         )
     if world > 1:
@@ -174,7 +181,7 @@ def _eval(args: argparse.Namespace) -> int:
     result = perplexity(
         loaded.model, encoded, bos_id=loaded.tokenizer.bos_id, eos_id=loaded.tokenizer.eos_id
     )
-    report = {
+    report: dict[str, Any] = {
         "model": str(loaded.path),
         "data": source,
         "split": args.split,
@@ -184,6 +191,20 @@ def _eval(args: argparse.Namespace) -> int:
         "ppl_without_state": round(result.ppl_without_state, 4),
         "state_gain": round(result.state_gain, 4),
     }
+    if args.replies:
+        from chatbot.generator import Generator
+        from chatbot.quality import reply_quality
+
+        generator = Generator(loaded.model, loaded.tokenizer,
+                              max_input_tokens=data.max_utterance_tokens)
+        quality = reply_quality(generator, conversations, limit=args.replies)
+        report.update(
+            replies=quality.replies,
+            distinct_1=round(quality.distinct_1, 4),
+            distinct_2=round(quality.distinct_2, 4),
+            generic_rate=round(quality.generic_rate, 4),
+            top_replies=[list(item) for item in quality.top_replies],
+        )
     if args.json:
         print(json.dumps(report))
     else:
@@ -191,3 +212,115 @@ def _eval(args: argparse.Namespace) -> int:
         for key, value in report.items():
             print(f"{key:<{width}}  {value}")
     return EXIT_OK
+
+
+def _add_bot_commands(commands: Any) -> None:
+    check = commands.add_parser("check", help="validate a bot directory's intents and bot.yml")
+    check.add_argument("bot", nargs="?", default=".", help="bot directory (default: .)")
+    check.set_defaults(run=_check)
+
+    init = commands.add_parser("init", help="create a new bot directory")
+    init.add_argument("bot", help="the folder to create (must not exist, or be empty)")
+    init.set_defaults(run=_init)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from chatbot.botdir import check_bot
+
+    problems = check_bot(args.bot)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem{'s' * (len(problems) != 1)} in {args.bot}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.bot}: ok")
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from chatbot.botdir import scaffold
+
+    for path in scaffold(args.bot):
+        print(f"created {path}")
+    print(f"check it with: chatbot check {args.bot}")
+    return EXIT_OK
+
+
+def _add_replay_command(commands: Any) -> None:
+    replay = commands.add_parser("replay", help="replay transcripts as regression tests")
+    replay.add_argument("paths", nargs="*", help="transcript files or folders "
+                        "(default: the bot's transcripts/)")
+    replay.add_argument("--bot", help="bot directory for every transcript (default: the folder "
+                        "holding each file's transcripts/, else ., else the packaged bot)")
+    replay.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
+    replay.add_argument("--json", action="store_true", help="print the results as JSON")
+    replay.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
+    replay.add_argument("--update", action="store_true",
+                        help="rewrite failing 'text' expectations from the actual replies")
+    replay.set_defaults(run=_replay)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from chatbot import fsutil
+    from chatbot.transcripts import replay_paths, to_json, to_junit
+
+    outcome = replay_paths(args.paths, bot=args.bot, fail_fast=args.fail_fast,
+                           update=args.update)
+    if args.junit:
+        fsutil.write_text(args.junit, to_junit(outcome.report))
+    if args.json:
+        print(to_json(outcome.report))
+    else:
+        from rich.console import Console
+
+        from chatbot.replay_report import print_replay
+
+        print_replay(outcome.report, console=Console(highlight=False), updates=outcome.updates)
+    return EXIT_OK if outcome.report.ok else EXIT_FAILED
+
+
+def _add_chat_command(commands: Any) -> None:
+    chat = commands.add_parser(
+        "chat", help="talk to a bot (the packaged default bot unless BOT_DIR is given)",
+        description="Talk to a bot. At a terminal: a REPL (/help lists its commands); "
+        "otherwise each input line gets one reply line.",
+    )
+    chat.add_argument("bot", nargs="?", metavar="BOT_DIR", help="bot directory "
+                      "(default: the packaged default bot)")
+    chat.add_argument("--session", metavar="NAME", help="resume the saved session NAME "
+                      "(or start one by that name)")
+    chat.add_argument("--decode", choices=["greedy", "beam", "sample"], help="search strategy")
+    chat.add_argument("--beam", type=int, metavar="N", help="beam size (implies --decode beam)")
+    chat.add_argument("--temperature", type=float, metavar="T",
+                      help="sampling temperature (implies --decode sample; 0 = argmax)")
+    chat.add_argument("--seed", type=int, help="seed the random generators")
+    chat.add_argument("--record", metavar="FILE", help="write the conversation as a transcript")
+    chat.add_argument("--json", action="store_true",
+                      help="line mode, one JSON object per reply (text, source, intent, "
+                      "confidence)")
+    chat.add_argument("--history", metavar="FILE",
+                      help="prompt history file (default: $XDG_DATA_HOME/chatbot/history)")
+    chat.add_argument("--store", metavar="FILE", help="SQLite session store "
+                      "(default: $XDG_DATA_HOME/chatbot/sessions.sqlite3)")
+    chat.set_defaults(run=_chat)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chatbot.repl import ChatOptions, chat
+
+    implied = "beam" if args.beam else "sample" if args.temperature is not None else None
+    changes = {"strategy": args.decode or implied, "beam_size": args.beam,
+               "temperature": args.temperature}
+    options = ChatOptions(
+        bot=args.bot,
+        session=args.session,
+        decode={key: value for key, value in changes.items() if value is not None},
+        seed=args.seed,
+        record=Path(args.record) if args.record else None,
+        json=args.json,
+        history=Path(args.history) if args.history else None,
+        store=Path(args.store) if args.store else None,
+    )
+    return chat(options)

@@ -128,7 +128,9 @@ def train(
     tokenizer = _tokenizer(config, split.train, out, start, rank, world)
 
     def batcher(convs: Sequence[Conversation]) -> WindowBatcher:
-        encoded = encode_conversations(convs, tokenizer, max_tokens=config.data.max_utterance_tokens)
+        encoded = encode_conversations(
+            convs, tokenizer, max_tokens=config.data.max_utterance_tokens
+        )
         return WindowBatcher(
             encoded,
             window_turns=config.data.window_turns,

@@ -15,10 +15,10 @@ LAYERS = {
     "errors": 0, "config": 0, "yamlio": 0, "fsutil": 0,
     "text": 1, "data": 1,
     "model": 2,
-    "decoding": 3, "checkpoint": 3, "train": 3, "evaluate": 3, "generator": 3,
+    "decoding": 3, "quality": 3, "checkpoint": 3, "train": 3, "evaluate": 3, "generator": 3,
     "intents": 4, "dialogue": 4, "session": 4, "botdir": 4,
     "bot": 5, "transcripts": 5, "pytest_plugin": 5,
-    "render": 6, "repl": 6, "cli": 6, "__main__": 6,
+    "render": 6, "repl": 6, "cli": 6, "__main__": 6, "replay_report": 6,
 }
 
 

@@ -1,0 +1,50 @@
+"""Prints multi-turn greedy exchanges of a model on held-out test conversations.
+
+The user's side replays the real user turns (0, 2, 4, ...) of a test conversation;
+the bot's side is the model's greedy reply, which joins the conversation state
+like any utterance. Used for the README's verbatim samples:
+
+    python scripts/sample_exchanges.py default --conversations 10 --turns 3
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from chatbot.checkpoint import load_model, resolve_model_dir
+from chatbot.data import load_corpus, split_conversations
+from chatbot.generator import Generator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", nargs="?", default="default")
+    parser.add_argument("--conversations", type=int, default=10)
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--skip", type=int, default=0, help="test conversations to skip first")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    loaded = load_model(resolve_model_dir(args.model))
+    data = loaded.config.data
+    split = split_conversations(load_corpus(data.source), seed=data.split_seed,
+                                valid_fraction=data.valid_fraction,
+                                test_fraction=data.test_fraction)
+    generator = Generator(loaded.model, loaded.tokenizer,
+                          max_input_tokens=data.max_utterance_tokens)
+    chosen = [c for c in split.test if len(c.turns) >= 2 * args.turns][args.skip:]
+    for number, conv in enumerate(chosen[: args.conversations], start=1):
+        print(f"{number}.")
+        state, previous = generator.initial_state(), None
+        for user in conv.turns[0 : 2 * args.turns : 2]:
+            [(generation, state)] = generator.respond([(state, user, previous)])
+            [state] = generator.observe([state], [generation.text])
+            previous = generation.text
+            print(f"   user: {user}")
+            print(f"   bot:  {generation.text}")
+        print()
+
+
+if __name__ == "__main__":
+    main()
