@@ -184,7 +184,7 @@ def train_step(model: TutorialSeq2Seq, optimizers: Sequence[torch.optim.Optimize
     teacher_forcing = rng.random() < model.config.teacher_forcing
     loss, nll, tokens = decode_loss(model, batch, teacher_forcing=teacher_forcing)
     lap("forward")
-    loss.backward()
+    torch.autograd.backward(loss)
     lap("backward")
     nn.utils.clip_grad_norm_(model.encoder.parameters(), model.config.clip)
     nn.utils.clip_grad_norm_(model.decoder.parameters(), model.config.clip)

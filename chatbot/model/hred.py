@@ -118,24 +118,25 @@ class HRED(nn.Module):
         a step is fed the reference token rather than the model's argmax.
         """
         b, k, s = utterances.shape
-        outputs, mask, vectors = self.encode(utterances.view(b * k, s), lengths.view(b * k))
-        vectors = vectors.view(b, k, -1)
+        # Only turns that are answered are encoded: a window's last turn and the
+        # padding turns after it feed no target, and the context GRU is causal.
+        rows = turn_mask[:, 1:].reshape(-1).nonzero().squeeze(1)
+        sources = utterances[:, : k - 1].reshape(b * (k - 1), s)[rows]
+        source_lengths = lengths[:, : k - 1].reshape(-1)[rows]
+        sources = sources[:, : int(source_lengths.max())]
+        outputs, mask, encoded = self.encode(sources, source_lengths)
+        vectors = encoded.new_zeros(b * (k - 1), encoded.shape[-1])
+        vectors[rows] = encoded
         if stateless:
-            states = self.update_state(vectors.reshape(b * k, -1), self.initial_state(b * k))
-            states = states.view(b, k, -1)
+            state = self.update_state(encoded, self.initial_state(len(rows)))
         else:
-            states, _ = self.context(vectors, self.initial_state(b).unsqueeze(0))
-        has_target = turn_mask[:, 1:].reshape(-1)
-        rows = has_target.nonzero().squeeze(1)
-        source_rows = (torch.arange(b, device=rows.device) * k).repeat_interleave(k - 1)
-        source_rows = source_rows + torch.arange(k - 1, device=rows.device).repeat(b)
-        source_rows = source_rows[rows]
+            states, _ = self.context(vectors.view(b, k - 1, -1), self.initial_state(b).unsqueeze(0))
+            state = states.reshape(b * (k - 1), -1)[rows]
         targets = dec_out.reshape(b * (k - 1), -1)[rows]
         inputs = dec_in.reshape(b * (k - 1), -1)[rows]
         width = int((targets != self.pad_id).sum(1).max())
         targets, inputs = targets[:, :width], inputs[:, :width]
-        state = states[:, : k - 1].reshape(b * (k - 1), -1)[rows]
-        hidden, memory = self.start_reply(state, outputs[source_rows], mask[source_rows])
+        hidden, memory = self.start_reply(state, outputs, mask)
         return self.reply_loss(
             inputs,
             targets,
