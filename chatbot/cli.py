@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder (model/, checkpoints/, metrics)")
     train.add_argument("--max-steps", type=int, help="stop after this many steps in total")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--init", metavar="MODEL", help="start from this model's weights and "
+                       "tokenizer (fine-tuning); 'default' is the packaged model")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     train.set_defaults(run=_train)
@@ -83,6 +85,7 @@ def _train(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             resume=args.resume,
             on_log=display.update,
+            init_from=args.init,
         )
     if rank == 0:
         print(
@@ -294,7 +297,8 @@ def _add_chat_command(commands: Any) -> None:
     chat.add_argument("--temperature", type=float, metavar="T",
                       help="sampling temperature (implies --decode sample; 0 = argmax)")
     chat.add_argument("--seed", type=int, help="seed the random generators")
-    chat.add_argument("--record", metavar="FILE", help="write the conversation as a transcript")
+    chat.add_argument("--record", metavar="FILE", help="record a new conversation as a "
+                      "replayable transcript")
     chat.add_argument("--json", action="store_true",
                       help="line mode, one JSON object per reply (text, source, intent, "
                       "confidence)")

@@ -239,6 +239,20 @@ PRESETS: dict[str, list[str]] = {
         "train.patience=3",
     ],
     "default": ["train.save_dtype=float16"],
+    # Stage two of the shipped model's recipe, run with `--init` on stage one's
+    # model: one epoch over 32-turn windows teaches the conversation state the
+    # long histories a session accumulates (8-turn windows never show them).
+    "default-ft": [
+        "train.save_dtype=float16",
+        "data.window_turns=32",
+        "train.batch_size=16",
+        "train.max_epochs=1",
+        "train.lr=5e-4",
+        "train.warmup_steps=20",
+        "train.eval_interval=50",
+        "train.checkpoint_interval=50",
+        "train.log_interval=10",
+    ],
 }
 
 

@@ -36,6 +36,7 @@ from chatbot.model import HRED
 from chatbot.text import Tokenizer
 
 LogFn = Callable[[dict[str, Any]], None]
+_INIT_KEYS = ("corpus", "steps", "epochs", "val_ppl", "target_tokens", "elapsed_s")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def train(
     max_steps: int | None = None,
     resume: bool = False,
     on_log: LogFn | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Trains a model from `config` and writes the run folder `out_dir`.
 
@@ -101,6 +103,8 @@ def train(
             `train.max_steps` it leaves the LR schedule alone, so the run can be
             resumed past it with the same result as an uninterrupted run.
         resume: continue from the newest verified checkpoint in `out_dir`.
+        init_from: a model directory whose weights and tokenizer start this run
+            (fine-tuning); its model config must equal `config.model`.
         on_log: called on rank 0 with each metrics record as it is written.
     """
     out = Path(out_dir)
@@ -125,7 +129,18 @@ def train(
     start = checkpoint.latest_checkpoint(out / "checkpoints") if resume else None
     if resume and start is None:
         raise TrainingError(f"{out / 'checkpoints'}: no verified checkpoint to resume from")
-    tokenizer = _tokenizer(config, split.train, out, start, rank, world)
+    base = checkpoint.load_model(checkpoint.resolve_model_dir(init_from)) if init_from else None
+    if base is not None and base.config.model != config.model:
+        raise TrainingError(
+            f"{base.path}: its model config {base.config.model} differs from {config.model}"
+        )
+    if base is not None and start is None:
+        tokenizer = base.tokenizer
+        if rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            fsutil.write_text(out / "tokenizer.json", tokenizer.to_json())
+    else:
+        tokenizer = _tokenizer(config, split.train, out, start, rank, world)
 
     def batcher(convs: Sequence[Conversation]) -> WindowBatcher:
         encoded = encode_conversations(
@@ -157,6 +172,8 @@ def train(
 
     model = HRED(config.model, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    if base is not None:
+        model.load_state_dict(base.model.state_dict())
     progress = _Progress()
     if start is not None:
         state = checkpoint.load_checkpoint(start, model, optimizer)
@@ -190,6 +207,10 @@ def train(
     def save_best() -> None:
         if rank == 0:
             info = _provenance(config, progress, split_sizes=(split.train, split.valid, split.test))
+            info["epochs"] = round(progress.step / steps_per_epoch, 4)
+            if base is not None:
+                info["init_from"] = {k: base.info.get(k) for k in _INIT_KEYS}
+                info["init_from"]["config"] = base.config.to_dict()
             checkpoint.save_model(out / "model", model, config=config, tokenizer=tokenizer,
                                   info=info, dtype=tc.save_dtype)
 
