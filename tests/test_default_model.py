@@ -36,7 +36,8 @@ def test_the_shipped_model_records_its_provenance() -> None:
     assert info["corpus"] == "chitchat"
     assert info["split_seed"] == 0
     assert info["conversations"] == {"train": 3625, "valid": 191, "test": 201}
-    assert info["steps"] > 0 and info["val_ppl"] < 100
+    assert info["steps"] == 383 and info["val_ppl"] < 100
+    assert info["init_from"]["steps"] == 1770
     assert {"torch", "tokenizers", "safetensors", "python"} <= set(info["libraries"])
     meta = json.loads((packaged_model_dir() / "config.json").read_text())
     assert meta["config"]["train"]["save_dtype"] == "float16"
@@ -62,4 +63,8 @@ def test_a_multi_turn_greedy_exchange_is_deterministic(generator: Generator) -> 
     assert first == GOLDEN_EXCHANGE
 
 
-GOLDEN_EXCHANGE: list[str] = []
+GOLDEN_EXCHANGE = [
+    "I'm doing well, how about you?",
+    "I like to do, I like to play piano, but I like learning about the music and I like it.",
+    "I have to go, but I have to leave, but it was nice talking to you!",
+]
