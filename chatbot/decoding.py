@@ -1,6 +1,6 @@
 """Search strategies over the decoder's step API: greedy, beam search, sampling.
 
-Every strategy is one function with the signature of `Strategy`: it decodes a
+Every strategy is one function with the signature `SearchFn`: it decodes a
 batch of B replies, one per conversation, and returns each row's hypotheses.
 Rows never influence each other, so a batch decodes as its rows would alone.
 
@@ -15,6 +15,7 @@ import math
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import torch
@@ -26,10 +27,13 @@ Strategy = Literal["greedy", "beam", "sample"]
 StepFn = Callable[
     [torch.Tensor, torch.Tensor, Memory], tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 ]
-"""`decoder.step`: token (B,), hidden (L, B, H), memory -> logits (B, V), hidden, attention (B, S)."""
+"""`decoder.step`: token (B,), hidden (L, B, H), memory -> logits (B, V), hidden, weights (B, S)."""
 
 MAX_BEAM_SIZE = 64
 MAX_LENGTH = 512
+COMPACT_FRACTION = 0.25
+"""Finished rows leave a batch once they are this fraction of it: each removal
+copies the attention memory of every row that stays."""
 _NEG_INF = float("-inf")
 
 
@@ -40,7 +44,7 @@ class DecodeConfig:
     Attributes:
         strategy: `greedy`, `beam` or `sample`.
         beam_size: beams per reply (`beam` only).
-        length_penalty: beam hypotheses rank by log-prob / length ** length_penalty.
+        length_penalty: hypotheses score log-prob / length ** length_penalty (beam ranks by it).
         min_length: `<eos>` is suppressed until this many reply tokens exist.
         max_length: the most reply tokens; a reply that reaches it stops without `<eos>`.
         no_repeat_ngram: no n-gram of this size occurs twice in a reply (0 = off).
@@ -87,23 +91,25 @@ class DecodeConfig:
             raise ConfigError(
                 f"decode.strategy must be one of greedy, beam, sample (got {self.strategy!r})"
             )
-        _check(1 <= self.beam_size <= MAX_BEAM_SIZE, "beam_size", f"in [1, {MAX_BEAM_SIZE}]",
-               self.beam_size)
-        _check(1 <= self.max_length <= MAX_LENGTH, "max_length", f"in [1, {MAX_LENGTH}]",
-               self.max_length)
-        _check(0 <= self.min_length <= self.max_length, "min_length",
-               f"in [0, max_length={self.max_length}]", self.min_length)
-        _check(self.no_repeat_ngram >= 0, "no_repeat_ngram", ">= 0 (0 = off)",
-               self.no_repeat_ngram)
-        _check(self.block_user_ngrams >= 0, "block_user_ngrams", ">= 0 (0 = off)",
-               self.block_user_ngrams)
-        _check(self.temperature >= 0, "temperature", ">= 0 (0 = argmax)", self.temperature)
-        _check(self.top_k >= 0, "top_k", ">= 0 (0 = off)", self.top_k)
-        _check(0 < self.top_p <= 1, "top_p", "in (0, 1]", self.top_p)
-        _check(self.repetition_penalty > 0, "repetition_penalty", "positive (1 = off)",
-               self.repetition_penalty)
-        _check(1 <= self.n_best <= self.beam_size, "n_best",
-               f"in [1, beam_size={self.beam_size}]", self.n_best)
+        rules = [
+            ("beam_size", 1 <= self.beam_size <= MAX_BEAM_SIZE, f"in [1, {MAX_BEAM_SIZE}]"),
+            ("max_length", 1 <= self.max_length <= MAX_LENGTH, f"in [1, {MAX_LENGTH}]"),
+            (
+                "min_length",
+                0 <= self.min_length <= self.max_length,
+                f"in [0, max_length={self.max_length}]",
+            ),
+            ("no_repeat_ngram", self.no_repeat_ngram >= 0, ">= 0 (0 = off)"),
+            ("block_user_ngrams", self.block_user_ngrams >= 0, ">= 0 (0 = off)"),
+            ("temperature", self.temperature >= 0, ">= 0 (0 = argmax)"),
+            ("top_k", self.top_k >= 0, ">= 0 (0 = off)"),
+            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+            ("repetition_penalty", self.repetition_penalty > 0, "positive (1 = off)"),
+            ("n_best", 1 <= self.n_best <= self.beam_size, f"in [1, beam_size={self.beam_size}]"),
+        ]
+        for name, ok, expected in rules:
+            if not ok:
+                raise ConfigError(f"decode.{name} must be {expected} (got {getattr(self, name)!r})")
 
     def replace(self, **changes: Any) -> DecodeConfig:
         """A validated copy with `changes`; string values (`temperature="0.7"`) are parsed."""
@@ -118,11 +124,6 @@ class DecodeConfig:
                 )
             parsed[name] = _parse(name, raw, hints[name])
         return dataclasses.replace(self, **parsed)
-
-
-def _check(ok: bool, name: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"decode.{name} must be {expected} (got {value!r})")
 
 
 def _parse(name: str, raw: Any, kind: Any) -> Any:
@@ -169,6 +170,16 @@ class Search:
     def batch_size(self) -> int:
         return int(self.hidden.shape[1])
 
+    @cached_property
+    def ban(self) -> torch.Tensor:
+        """(K,) int64 ids that are never generated."""
+        return torch.tensor(self.banned, dtype=torch.long, device=self.hidden.device)
+
+    @cached_property
+    def ban_early(self) -> torch.Tensor:
+        """`ban` and `<eos>`: what is banned before `min_length`."""
+        return torch.tensor((*self.banned, self.eos_id), device=self.hidden.device)
+
 
 @dataclass(frozen=True)
 class Hypothesis:
@@ -179,8 +190,8 @@ class Hypothesis:
         ended: whether the reply ended with `<eos>` (not cut at `max_length`).
         logprobs: the model's log-probability of each token, then of `<eos>` when
             `ended` (raw logits: no blocking, penalty or temperature).
-        score: the search's ranking score, sum of the constrained log-probs of the
-            same tokens over length ** length_penalty.
+        score: sum(logprobs) / len(logprobs) ** length_penalty; beam search ranks
+            its finished hypotheses by it (with penalty 1, log of `confidence`).
         attention: (len(tokens), S) attention weights over the user utterance.
     """
 
@@ -236,34 +247,42 @@ def constrain(
     """Applies the settings that hold for every strategy.
 
     Args:
-        logits: (B, V) raw logits of the next token.
+        logits: (B, V) logits (or log-probs) of the next token.
         history: (B, t) reply tokens so far.
         user: (B, S) the rows' user tokens.
 
     Returns:
-        (B, V) logits with banned tokens at -inf. A row left with nothing may end:
-        its `<eos>` keeps its raw logit.
+        (B, V) new logits, banned tokens at -inf. Blocking never bans `<eos>`, so
+        a row can only be left with nothing before `min_length`: then it may end.
     """
-    raw_eos = logits[:, search.eos_id]
-    out = logits.float()
+    return constrain_(logits.float().clone(), history, search, config, user)
+
+
+def constrain_(
+    scores: torch.Tensor,
+    history: torch.Tensor,
+    search: Search,
+    config: DecodeConfig,
+    user: torch.Tensor,
+) -> torch.Tensor:
+    """`constrain` in place: changes and returns `scores` (B, V) float32."""
     t = history.shape[1]
+    early = t < config.min_length
+    sizes = ((config.no_repeat_ngram, history), (config.block_user_ngrams, user))
+    blocking = [(n, source) for n, source in sizes if n and t >= n - 1]
+    eos = scores[:, search.eos_id].clone() if early and blocking else None
+    scores.index_fill_(1, search.ban_early if early else search.ban, _NEG_INF)
     if config.repetition_penalty != 1.0 and t:
-        seen = out.gather(1, history)
+        seen = scores.gather(1, history)
         penalty = config.repetition_penalty
-        out = out.scatter(1, history, torch.where(seen > 0, seen / penalty, seen * penalty))
-    out = out.index_fill(1, torch.tensor(search.banned, device=out.device), _NEG_INF)
-    if t < config.min_length:
-        out[:, search.eos_id] = _NEG_INF
-    n = config.no_repeat_ngram
-    if n and t >= n:
-        out = block_ngrams(out, history, history[:, t - n + 1 :])
-    n = config.block_user_ngrams
-    if n and t >= n - 1:
-        out = block_ngrams(out, user, history[:, t - n + 1 :])
-    stuck = torch.isneginf(out).all(dim=1)
-    if bool(stuck.any()):
-        out[stuck, search.eos_id] = raw_eos[stuck].float()
-    return out
+        scores.scatter_(1, history, torch.where(seen > 0, seen / penalty, seen * penalty))
+    for n, source in blocking:
+        block_ngrams_(scores, source, history[:, t - n + 1 :])
+    if eos is not None:
+        stuck = torch.isneginf(scores).all(dim=1)
+        if bool(stuck.any()):
+            scores[stuck, search.eos_id] = eos[stuck]
+    return scores
 
 
 def block_ngrams(logits: torch.Tensor, source: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
@@ -275,34 +294,43 @@ def block_ngrams(logits: torch.Tensor, source: torch.Tensor, prefix: torch.Tenso
         prefix: (B, n - 1) the last n - 1 reply tokens (n = 1: empty).
 
     Returns:
-        (B, V) logits, banned tokens at -inf.
+        (B, V) new logits, banned tokens at -inf.
     """
+    return block_ngrams_(logits.clone(), source, prefix)
+
+
+def block_ngrams_(logits: torch.Tensor, source: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+    """`block_ngrams` in place."""
     n = prefix.shape[1] + 1
     if source.shape[1] < n:
         return logits
     windows = source.unfold(1, n, 1)
     match = (windows[:, :, :-1] == prefix.unsqueeze(1)).all(dim=2)
-    hits = torch.zeros_like(logits).scatter_add_(1, windows[:, :, -1], match.to(logits.dtype))
-    return logits.masked_fill(hits > 0, _NEG_INF)
+    ban = torch.where(match, _NEG_INF, math.inf)
+    return logits.scatter_reduce_(1, windows[:, :, -1], ban, reduce="amin")
 
 
 # Token choice (greedy and sampling) ---------------------------------------------
 
 
-def argmax_tokens(logits: torch.Tensor, uniforms: torch.Tensor, config: DecodeConfig) -> torch.Tensor:
+def argmax_tokens(
+    logits: torch.Tensor, uniforms: torch.Tensor | None, config: DecodeConfig
+) -> torch.Tensor:
     """(B, V) constrained logits -> (B,) likeliest tokens; `uniforms` is unused."""
-    return logits.argmax(dim=1)
+    return logits.max(dim=1).indices
 
 
-def sample_tokens(logits: torch.Tensor, uniforms: torch.Tensor, config: DecodeConfig) -> torch.Tensor:
+def sample_tokens(
+    logits: torch.Tensor, uniforms: torch.Tensor | None, config: DecodeConfig
+) -> torch.Tensor:
     """Draws (B,) tokens with temperature, top-k and top-p, by inverse CDF.
 
     Args:
         logits: (B, V) constrained logits.
         uniforms: (B,) draws in [0, 1), one per row, so rows stay independent.
     """
-    if config.temperature == 0:
-        return logits.argmax(dim=1)
+    if config.temperature == 0 or uniforms is None:
+        return logits.max(dim=1).indices
     ordered, order = (logits / config.temperature).sort(dim=1, descending=True)
     if config.top_k:
         ordered[:, config.top_k :] = _NEG_INF
@@ -316,7 +344,7 @@ def sample_tokens(logits: torch.Tensor, uniforms: torch.Tensor, config: DecodeCo
     return order.gather(1, pick.unsqueeze(1)).squeeze(1)
 
 
-TokenChoice = Callable[[torch.Tensor, torch.Tensor, DecodeConfig], torch.Tensor]
+TokenChoice = Callable[[torch.Tensor, "torch.Tensor | None", DecodeConfig], torch.Tensor]
 
 
 # Strategies -------------------------------------------------------------------
@@ -349,7 +377,7 @@ def sample(
         if len(generators) != b:
             raise ValueError(f"sample needs one generator per row: {b} rows, {len(generators)}")
         uniforms = torch.stack([torch.rand(steps, generator=g) for g in generators])
-    return _token_by_token(step, search, config, sample_tokens, uniforms)
+    return _token_by_token(step, search, config, sample_tokens, uniforms.to(search.hidden.device))
 
 
 def _token_by_token(
@@ -359,44 +387,86 @@ def _token_by_token(
     choose: TokenChoice,
     uniforms: torch.Tensor | None,
 ) -> list[list[Hypothesis]]:
-    """One token per row per step; a row leaves the batch once it emits `<eos>`."""
+    """One token per row per step, until every row has emitted `<eos>`.
+
+    Finished rows leave the batch in groups (`COMPACT_FRACTION`); what a row
+    decodes after its `<eos>` is dropped. Each step's results are kept as they
+    come and placed once at the end.
+    """
     hidden, memory, user = search.hidden, search.memory, search.user
     b, device = search.batch_size, hidden.device
-    length = config.max_length
-    tokens = torch.full((b, length), search.pad_id, dtype=torch.long, device=device)
-    raw = torch.zeros(b, length, device=device)
-    scored = torch.zeros(b, length, device=device)
-    attention = torch.zeros(b, length, search.memory.mask.shape[1], device=device)
-    ended = torch.zeros(b, dtype=torch.bool, device=device)
     active = torch.arange(b, device=device)
     token = torch.full((b,), search.bos_id, dtype=torch.long, device=device)
-    history = tokens[:, :0]
-    for t in range(length):
+    history = torch.zeros(b, 0, dtype=torch.long, device=device)
+    finished = torch.zeros(b, dtype=torch.bool, device=device)
+    steps: list[tuple[torch.Tensor, ...]] = []
+    for t in range(config.max_length):
         logits, hidden, weights = step(token, hidden, memory)
-        logits = logits.float()
-        allowed = constrain(logits, history, search, config, user)
-        draws = uniforms[active, t].to(device) if uniforms is not None else active
-        token = choose(allowed, draws, config)
-        pick = token.unsqueeze(1)
-        tokens[active, t] = token
-        raw[active, t] = (logits.gather(1, pick) - logits.logsumexp(dim=1, keepdim=True)).squeeze(1)
-        scored[active, t] = (allowed.gather(1, pick) - allowed.logsumexp(1, keepdim=True)).squeeze(1)
-        attention[active, t] = weights
-        done = token == search.eos_id
-        if bool(done.any()):
-            ended[active[done]] = True
-            keep = (~done).nonzero().squeeze(1)
-            active, token = active[keep], token[keep]
-            hidden, memory, user = hidden[:, keep], memory.select(keep), user[keep]
-            if not len(active):
-                break
-        history = tokens[active, : t + 1]
-    lengths = ((tokens != search.eos_id) & (tokens != search.pad_id)).sum(dim=1)
+        logprobs = logits.float().log_softmax(dim=1)
+        allowed = constrain_(_penalisable(logits, logprobs, config), history, search, config, user)
+        token = choose(allowed, None if uniforms is None else uniforms[active, t], config)
+        raw = logprobs.gather(1, token.unsqueeze(1)).squeeze(1)
+        steps.append((active, token, raw, weights))
+        history = torch.cat([history, token.unsqueeze(1)], dim=1)
+        finished = finished | (token == search.eos_id)
+        done = int(finished.sum())
+        if done == len(finished):
+            break
+        if done and done >= COMPACT_FRACTION * len(finished):
+            keep = (~finished).nonzero().squeeze(1)
+            active, token, history, user = active[keep], token[keep], history[keep], user[keep]
+            hidden, memory, finished = hidden[:, keep], memory.select(keep), finished[keep]
+    return _hypotheses(steps, search, config)
+
+
+def _hypotheses(
+    steps: list[tuple[torch.Tensor, ...]], search: Search, config: DecodeConfig
+) -> list[list[Hypothesis]]:
+    """Hypotheses from each step's (rows, tokens, log-probs, attention)."""
+    b, device = search.batch_size, search.hidden.device
+    rows, tokens, raw, weights = (torch.cat(parts) for parts in zip(*steps, strict=True))
+    sizes = torch.tensor([len(part[0]) for part in steps], device=device)
+    cols = torch.arange(len(steps), device=device).repeat_interleave(sizes)
+    ends = tokens == search.eos_id
+    first_end = torch.full((b,), len(steps), device=device)
+    first_end = first_end.scatter_reduce(0, rows[ends], cols[ends], reduce="amin")
+    kept = cols <= first_end[rows]
+    rows, cols, tokens, raw, weights = (x[kept] for x in (rows, cols, tokens, raw, weights))
+    shape = (b, len(steps))
+    ids = torch.full(shape, search.pad_id, dtype=torch.long, device=device)
+    ids = ids.index_put((rows, cols), tokens)
+    raws = torch.zeros(shape, device=device).index_put((rows, cols), raw)
+    sums = torch.zeros(b, device=device).index_add(0, rows, raw)
+    attention = torch.zeros(*shape, weights.shape[1], device=device)
+    attention = attention.index_put((rows, cols), weights)
+    ended = first_end < len(steps)
+    lengths = torch.bincount(rows, minlength=b) - ended.long()
+    counts = lengths + ended.long()
+    ranked = (sums / counts.clamp(min=1).float() ** config.length_penalty).tolist()
+    id_lists, logprobs = ids.tolist(), raws.tolist()
+    size, count, final = lengths.tolist(), counts.tolist(), ended.tolist()
     return [
-        [_hypothesis(tokens[i], raw[i], scored[i], attention[i], int(lengths[i]),
-                     bool(ended[i]), config.length_penalty)]
+        [
+            Hypothesis(
+                tokens=tuple(id_lists[i][: size[i]]),
+                ended=final[i],
+                logprobs=tuple(logprobs[i][: count[i]]),
+                score=ranked[i],
+                attention=attention[i, : size[i]],
+            )
+        ]
         for i in range(b)
     ]
+
+
+def _penalisable(
+    logits: torch.Tensor, logprobs: torch.Tensor, config: DecodeConfig
+) -> torch.Tensor:
+    """What `constrain_` may change in place: `logprobs` themselves (they rank and
+    sample as the logits do, and a chosen token is never banned, so its log-prob
+    stays), or a copy of the logits, on which the repetition penalty is defined.
+    """
+    return logits.float().clone() if config.repetition_penalty != 1.0 else logprobs
 
 
 def beam(
@@ -405,47 +475,89 @@ def beam(
     config: DecodeConfig,
     generators: Sequence[torch.Generator] | None = None,
 ) -> list[list[Hypothesis]]:
-    """Beam search; a row's best `n_best` hypotheses by length-penalised score.
+    """Beam search over the constrained log-probs; per row, the `n_best` hypotheses
+    with the best `score`.
 
-    A beam that emits `<eos>` stays in the beam with a fixed score, so the
-    search stops once every row's `beam_size` best are all finished.
+    A beam that emits `<eos>` stays in the beam with its search score fixed, so
+    the search stops once each row's `beam_size` best hypotheses have all ended.
     """
-    k, b, v = config.beam_size, search.batch_size, None
+    k, b = config.beam_size, search.batch_size
     n = b * k
-    rows = torch.arange(b, device=search.hidden.device).repeat_interleave(k)
+    device = search.hidden.device
+    rows = torch.arange(b, device=device).repeat_interleave(k)
     hidden, memory, user = search.hidden[:, rows], search.memory.select(rows), search.user[rows]
-    device = hidden.device
     scores = torch.full((b, k), _NEG_INF, device=device)
     scores[:, 0] = 0.0
     finished = torch.zeros(n, dtype=torch.bool, device=device)
+    ended = torch.zeros(n, dtype=torch.bool, device=device)
     lengths = torch.zeros(n, dtype=torch.long, device=device)
     history = torch.zeros(n, 0, dtype=torch.long, device=device)
     raw = torch.zeros(n, 0, device=device)
     attention = torch.zeros(n, 0, memory.mask.shape[1], device=device)
     token = torch.full((n,), search.bos_id, dtype=torch.long, device=device)
-    base = (torch.arange(b, device=device) * k).unsqueeze(1)
+    offsets = (torch.arange(b, device=device) * k).unsqueeze(1)
+    penalised = config.repetition_penalty != 1.0
+    ended_row: torch.Tensor | None = None
     for _ in range(config.max_length):
         logits, hidden, weights = step(token, hidden, memory)
-        logits = logits.float()
-        v = logits.shape[1]
-        allowed = constrain(logits, history, search, config, user).log_softmax(dim=1)
-        allowed[finished] = _NEG_INF
-        allowed[finished, search.eos_id] = 0.0
-        top, index = (scores.view(b, k, 1) + allowed.view(b, k, v)).view(b, k * v).topk(k, dim=1)
-        source = (base + index // v).view(n)
+        logprobs = logits.float().log_softmax(dim=1)
+        allowed = constrain(logits if penalised else logprobs, history, search, config, user)
+        allowed = allowed.log_softmax(dim=1)
+        v = allowed.shape[1]
+        if ended_row is None:
+            ended_row = torch.full((v,), _NEG_INF, device=device)
+            ended_row[search.eos_id] = 0.0
+        allowed = torch.where(finished.unsqueeze(1), ended_row, allowed)
+        candidates = (scores.view(b, k, 1) + allowed.view(b, k, v)).view(b, k * v)
+        scores, index = candidates.topk(k, dim=1)
+        source = (offsets + index // v).view(n)
         token = (index % v).view(n)
-        raw_next = logits.gather(1, token.view(n, 1)[:0].new_zeros(0, 1)) if False else None
         was_finished = finished[source]
-        picked = (logits[source].gather(1, token.unsqueeze(1))
-                  - logits[source].logsumexp(dim=1, keepdim=True))
-        del raw_next
-        lengths = lengths[source] + (~was_finished & (token != search.eos_id)).long()
-        finished = was_finished | (token == search.eos_id) | torch.isneginf(top.view(n))
+        live_eos = ~was_finished & (token == search.eos_id)
+        lengths = lengths[source] + (~was_finished & ~live_eos).long()
+        ended = ended[source] | live_eos
+        finished = was_finished | live_eos | torch.isneginf(scores.view(n))
         hidden = hidden[:, source]
         history = torch.cat([history[source], token.unsqueeze(1)], dim=1)
-        raw = torch.cat([raw[source], picked], dim=1)
+        raw = torch.cat([raw[source], logprobs[source, token].unsqueeze(1)], dim=1)
         attention = torch.cat([attention[source], weights[source].unsqueeze(1)], dim=1)
-        scores = top
         if bool(finished.all()):
             break
-    return _beam_results(history, raw, attention, scores, lengths, search.eos_id, config)
+    alive = torch.isfinite(scores.view(n))
+    return _best_beams(history, raw, attention, alive, lengths, ended, config)
+
+
+def _best_beams(
+    history: torch.Tensor,
+    raw: torch.Tensor,
+    attention: torch.Tensor,
+    alive: torch.Tensor,
+    lengths: torch.Tensor,
+    ended: torch.Tensor,
+    config: DecodeConfig,
+) -> list[list[Hypothesis]]:
+    k = config.beam_size
+    counts = lengths + ended.long()
+    positions = torch.arange(raw.shape[1], device=raw.device)
+    sums = (raw * (positions < counts.unsqueeze(1))).sum(dim=1)
+    ranked = (sums / counts.clamp(min=1).float() ** config.length_penalty).tolist()
+    tokens, logprobs, live = history.tolist(), raw.tolist(), alive.tolist()
+    size, count, final = lengths.tolist(), counts.tolist(), ended.tolist()
+    results = []
+    for row in range(len(ranked) // k):
+        beams = sorted(
+            (i for i in range(row * k, row * k + k) if live[i]), key=lambda i: -ranked[i]
+        )
+        results.append(
+            [
+                Hypothesis(
+                    tokens=tuple(tokens[i][: size[i]]),
+                    ended=final[i],
+                    logprobs=tuple(logprobs[i][: count[i]]),
+                    score=ranked[i],
+                    attention=attention[i, : size[i]],
+                )
+                for i in beams[: config.n_best]
+            ]
+        )
+    return results

@@ -1,0 +1,327 @@
+"""Model + tokenizer + decoding as one reply generator over carried conversation states.
+
+    gen = Generator.load("default")
+    state = gen.initial_state()
+    [(reply, state)] = gen.respond([(state, "hi there", None)])
+    [state] = gen.observe([state], [reply.text])    # the bot's reply joins the state too
+
+User input keeps its first `max_input_tokens` tokens (the model's training limit;
+training truncates the same way), so a long message is answered from its start.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from chatbot import decoding
+from chatbot.checkpoint import load_model, resolve_model_dir
+from chatbot.decoding import DecodeConfig, Hypothesis, Search
+from chatbot.errors import ChatbotError
+from chatbot.model import HRED
+from chatbot.text import Tokenizer
+
+Flag = str
+"""One of `FLAGS`."""
+FLAGS = ("empty", "loop", "echo", "repeat")
+MAX_CHARS_PER_TOKEN = 64
+LOOP_NGRAM = 3
+LOOP_RUN = 3
+LOOP_MAX_DISTINCT = 0.8
+ECHO_MIN_WORDS = 3
+EOS_TEXT = "<eos>"
+_WORD = re.compile(r"[\w']+")
+
+
+class StateError(ChatbotError, ValueError):
+    """A neural state of the wrong size or encoding."""
+
+
+@dataclass(frozen=True, eq=False)
+class NeuralState:
+    """A conversation's hidden state; opaque outside this module.
+
+    Attributes:
+        tensor: (C,) float32 on the CPU.
+    """
+
+    tensor: torch.Tensor
+
+    def to_bytes(self) -> bytes:
+        """The values as little-endian float32 (4 * C bytes)."""
+        values = self.tensor.detach().to("cpu", torch.float32).reshape(-1).tolist()
+        return struct.pack(f"<{len(values)}f", *values)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, size: int) -> NeuralState:
+        """The state `to_bytes` wrote, for a model whose state has `size` values."""
+        if len(data) != 4 * size:
+            raise StateError(
+                f"a neural state of {size} values needs {4 * size} bytes, got {len(data)}"
+            )
+        return cls(torch.tensor(struct.unpack(f"<{size}f", data), dtype=torch.float32))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NeuralState):
+            return NotImplemented
+        return torch.equal(self.tensor, other.tensor)
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A generated reply and what the dialogue layer needs to judge it.
+
+    Attributes:
+        text: the reply.
+        confidence: geometric-mean probability of the reply's tokens (and its
+            `<eos>`, when it ended) under the model, in [0, 1].
+        flags: subset of `FLAGS`: no words; a repeated n-gram loop; an echo of the
+            user's utterance; the same words as the bot's previous reply.
+        tokens: the reply's token strings.
+        user_tokens: the user's token strings as the model saw them, `<eos>` last.
+        attention: (len(tokens) x len(user_tokens)) attention weights.
+        n_best: (text, score) alternatives, the chosen first (`beam` gives several).
+        token_ids: the reply's token ids.
+    """
+
+    text: str
+    confidence: float
+    flags: tuple[Flag, ...]
+    tokens: tuple[str, ...]
+    user_tokens: tuple[str, ...]
+    attention: tuple[tuple[float, ...], ...]
+    n_best: tuple[tuple[str, float], ...]
+    token_ids: tuple[int, ...] = ()
+
+
+class Generator:
+    """Replies to N conversations in one batched decode; never changes the weights.
+
+    Thread-safe: calls share no mutable state, and model calls run under a lock.
+    The model is put in eval mode.
+    """
+
+    def __init__(
+        self,
+        model: HRED,
+        tokenizer: Tokenizer,
+        *,
+        decode: DecodeConfig | None = None,
+        max_input_tokens: int = 32,
+    ) -> None:
+        if max_input_tokens < 1:
+            raise ValueError(f"max_input_tokens must be positive (got {max_input_tokens})")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.decode = decode or DecodeConfig()
+        self.max_input_tokens = max_input_tokens
+        self.state_size = model.config.context_size
+        self._device = model.bridge.weight.device
+        self._banned = tuple(sorted({tokenizer.pad_id, tokenizer.bos_id, tokenizer.sep_id}))
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | Path, *, decode: DecodeConfig | None = None) -> Generator:
+        """From `default`, a model directory or a run folder."""
+        loaded = load_model(resolve_model_dir(path))
+        return cls(
+            loaded.model,
+            loaded.tokenizer,
+            decode=decode,
+            max_input_tokens=loaded.config.data.max_utterance_tokens,
+        )
+
+    def initial_state(self) -> NeuralState:
+        """The state of a conversation before its first utterance."""
+        return NeuralState(torch.zeros(self.state_size))
+
+    def respond(
+        self,
+        items: Sequence[tuple[NeuralState, str, str | None]],
+        *,
+        decode: DecodeConfig | None = None,
+        seed: int | None = None,
+    ) -> list[tuple[Generation, NeuralState]]:
+        """Replies to each (state, user text, bot's previous reply or None).
+
+        The user's utterance updates each state first; the reply is decoded from
+        there. The returned state has absorbed the user's utterance, not the
+        reply: pass the reply that is finally used to `observe`.
+
+        Args:
+            decode: settings for this call (default: `self.decode`).
+            seed: `sample` only: item i draws from a generator seeded `seed + i`,
+                so an item alone with `seed + i` samples the same reply.
+                None draws the seed from torch's global generator.
+        """
+        if not items:
+            return []
+        config = decode or self.decode
+        users = self._encode_many([text for _, text, _ in items])
+        generators = None
+        if config.strategy == "sample":
+            base = int(torch.randint(0, 2**62, ()).item()) if seed is None else seed
+            generators = [torch.Generator().manual_seed(base + i) for i in range(len(items))]
+        with self._lock, torch.inference_mode():
+            tokens, lengths = self._pad(users)
+            outputs, mask, vectors = self.model.encode(tokens, lengths)
+            after = self.model.update_state(vectors, self._stack([s for s, _, _ in items]))
+            hidden, memory = self.model.start_reply(after, outputs, mask)
+            search = Search(
+                hidden=hidden,
+                memory=memory,
+                user=tokens.masked_fill(tokens == self.tokenizer.eos_id, self.tokenizer.pad_id),
+                bos_id=self.tokenizer.bos_id,
+                eos_id=self.tokenizer.eos_id,
+                pad_id=self.tokenizer.pad_id,
+                banned=self._banned,
+            )
+            results = decoding.decode(
+                self.model.decoder.step, search, config=config, generators=generators
+            )
+        states = after.cpu()
+        return [
+            (self._generation(hyps, ids, previous), NeuralState(states[i].clone()))
+            for i, (hyps, ids, (_, _, previous)) in enumerate(
+                zip(results, users, items, strict=True)
+            )
+        ]
+
+    def observe(self, states: Sequence[NeuralState], texts: Sequence[str]) -> list[NeuralState]:
+        """The state after each utterance (e.g. the bot's reply) joins its conversation."""
+        if len(states) != len(texts):
+            raise ValueError(f"{len(states)} states but {len(texts)} texts")
+        if not texts:
+            return []
+        users = self._encode_many(texts)
+        with self._lock, torch.inference_mode():
+            tokens, lengths = self._pad(users)
+            _, _, vectors = self.model.encode(tokens, lengths)
+            after = self.model.update_state(vectors, self._stack(states)).cpu()
+        return [NeuralState(row.clone()) for row in after]
+
+    def score(self, state: NeuralState, user: str, reply: str) -> float:
+        """Log-probability of `reply` and its `<eos>` answering `user` from `state`,
+        by the one-call teacher-forced decoder. The reply is not truncated.
+        """
+        [ids] = self._encode_many([user])
+        target = self.tokenizer.encode(reply) + [self.tokenizer.eos_id]
+        with self._lock, torch.inference_mode():
+            tokens, lengths = self._pad([ids])
+            outputs, mask, vectors = self.model.encode(tokens, lengths)
+            after = self.model.update_state(vectors, self._stack([state]))
+            hidden, memory = self.model.start_reply(after, outputs, mask)
+            targets = torch.tensor([target], device=self._device)
+            inputs = torch.cat(
+                [torch.full((1, 1), self.tokenizer.bos_id, device=self._device), targets[:, :-1]],
+                dim=1,
+            )
+            loss = self.model.reply_loss(inputs, targets, hidden, memory)
+        return -float(loss.total)
+
+    def _encode_many(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's first `max_input_tokens` token ids.
+
+        A text is cut to `MAX_CHARS_PER_TOKEN` characters per token first, so a
+        1 MB message costs no tokenizing. Texts are encoded one by one: the
+        tokenizer's batch call starts a thread pool that competes with torch.
+        """
+        limit = self.max_input_tokens
+        cut = [text[: limit * MAX_CHARS_PER_TOKEN] for text in texts]
+        return [self.tokenizer.encode(text)[:limit] for text in cut]
+
+    def _pad(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids + `<eos>` as (N, S) int64 padded rows and (N,) lengths."""
+        lengths = torch.tensor([len(s) + 1 for s in sequences])
+        positions = torch.arange(int(lengths.max()))
+        tokens = torch.full((len(sequences), len(positions)), self.tokenizer.pad_id)
+        flat = [i for s in sequences for i in (*s, self.tokenizer.eos_id)]
+        tokens[positions < lengths.unsqueeze(1)] = torch.tensor(flat, dtype=torch.long)
+        return tokens.to(self._device), lengths.to(self._device)
+
+    def _stack(self, states: Sequence[NeuralState]) -> torch.Tensor:
+        for state in states:
+            if tuple(state.tensor.shape) != (self.state_size,):
+                raise StateError(
+                    f"neural state of shape {tuple(state.tensor.shape)}, "
+                    f"expected ({self.state_size},)"
+                )
+        return torch.stack([s.tensor for s in states]).to(self._device, torch.float32)
+
+    def _generation(
+        self, hyps: list[Hypothesis], user_ids: list[int], previous: str | None
+    ) -> Generation:
+        best = hyps[0]
+        text = self.tokenizer.decode(best.tokens).strip()
+        user_text = self.tokenizer.decode(user_ids)
+        columns = len(user_ids) + 1
+        return Generation(
+            text=text,
+            confidence=best.confidence,
+            flags=degenerate_flags(text, user_text, previous),
+            tokens=tuple(self.tokenizer.token_strings(best.tokens)),
+            user_tokens=(*self.tokenizer.token_strings(user_ids), EOS_TEXT),
+            attention=tuple(tuple(row) for row in best.attention[:, :columns].tolist()),
+            n_best=tuple((self.tokenizer.decode(h.tokens).strip(), h.score) for h in hyps),
+            token_ids=best.tokens,
+        )
+
+
+def words(text: str) -> list[str]:
+    """Case-folded words (letters, digits, apostrophes), for comparing replies."""
+    return _WORD.findall(text.casefold())
+
+
+def degenerate_flags(reply: str, user: str, previous: str | None) -> tuple[Flag, ...]:
+    """Which of `FLAGS` describe `reply`.
+
+    - empty: the reply has no words.
+    - loop: a word `LOOP_RUN` times in a row, or repeated word `LOOP_NGRAM`-grams
+      making up so much of the reply that under `LOOP_MAX_DISTINCT` of them are
+      distinct ("i am fine, i am fine"); one phrase said twice in a long reply
+      ("I like to play piano, but I like to cook") is not a loop.
+    - echo: the reply's words are the user's; or a run of at least `ECHO_MIN_WORDS`
+      of the user's words is the whole reply, or most (3/4) of it.
+    - repeat: the reply's words are those of the bot's previous reply.
+    """
+    said = words(reply)
+    if not said:
+        return ("empty",)
+    flags: list[Flag] = []
+    if is_loop(said):
+        flags.append("loop")
+    if is_echo(said, words(user)):
+        flags.append("echo")
+    if previous is not None and said == words(previous):
+        flags.append("repeat")
+    return tuple(flags)
+
+
+def is_loop(said: Sequence[str]) -> bool:
+    grams = [tuple(said[i : i + LOOP_NGRAM]) for i in range(len(said) - LOOP_NGRAM + 1)]
+    if grams and len(set(grams)) < LOOP_MAX_DISTINCT * len(grams):
+        return True
+    runs = (said[i : i + LOOP_RUN] for i in range(len(said) - LOOP_RUN + 1))
+    return any(len(set(run)) == 1 for run in runs)
+
+
+def is_echo(said: Sequence[str], user: Sequence[str]) -> bool:
+    if list(said) == list(user):
+        return True
+    if len(said) >= ECHO_MIN_WORDS and _contains(user, said):
+        return True
+    return len(user) >= ECHO_MIN_WORDS and 4 * len(user) >= 3 * len(said) and _contains(said, user)
+
+
+def _contains(outer: Sequence[str], inner: Sequence[str]) -> bool:
+    n = len(inner)
+    return any(list(outer[i : i + n]) == list(inner) for i in range(len(outer) - n + 1))
