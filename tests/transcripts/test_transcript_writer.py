@@ -66,3 +66,19 @@ def test_nothing_is_written_without_a_turn(tmp_path: Path) -> None:
     with TranscriptWriter(tmp_path / "empty.yml", name="empty", decode={"strategy": "beam"}):
         pass
     assert not (tmp_path / "empty.yml").exists()
+
+
+@pytest.mark.parametrize("text", [
+    "Hi there!", "What is it?", "really? why?", "yes", "no", "null", "1.5", "", " padded ",
+    "a: b", "a #b", "I'm, well", "- dash", "[x]", "{x}", "über", "tab\there", "line\nbreak",
+    "bell\x07", "quote \" and ' marks", "back\\slash", "🙂", "&anchor", "*alias", "!tag",
+])
+def test_written_text_reads_back_the_same_in_block_and_flow(text: str, tmp_path: Path) -> None:
+    from chatbot.transcripts.quoting import yaml_string
+
+    path = tmp_path / "t.yml"
+    path.write_text(f"version: 1\nturns:\n  - user: {yaml_string(text)}\n"
+                    f"    bot: {{text: {yaml_string(text)}, source: intent}}\n")
+    [turn] = load_transcript(path).turns
+    assert turn.user == text
+    assert turn.text is not None and turn.text.expected == text
