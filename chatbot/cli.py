@@ -20,6 +20,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
+    if args.command in ("chat", "replay", "check"):
+        # Serving decodes small batches: OpenMP threads that spin-wait stall them
+        # badly whenever another process holds a core (seen: 34 ms -> 2 s).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         result: int = args.run(args)
         return result

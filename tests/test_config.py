@@ -49,7 +49,7 @@ def test_preset_values() -> None:
 
 
 def test_unknown_preset() -> None:
-    with pytest.raises(ConfigError, match=r"^unknown preset 'huge'; presets: default, tiny$"):
+    with pytest.raises(ConfigError, match=r"^unknown preset 'huge'; presets: default, default-ft, tiny$"):
         Config.preset("huge")
 
 
@@ -174,7 +174,7 @@ def test_load_yaml_without_preset_starts_from_defaults(tmp_path: Path) -> None:
             "preset: tiny\nmodel:\n  dropout: 2\n",
             "{path}: model.dropout must be in [0, 1) (got 2.0)",
         ),
-        ("preset: huge\n", "{path}: unknown preset 'huge'; presets: default, tiny"),
+        ("preset: huge\n", "{path}: unknown preset 'huge'; presets: default, default-ft, tiny"),
         ("- 1\n", "{path}: expected a mapping at the top level"),
     ],
 )
@@ -190,7 +190,7 @@ def test_load_neither_preset_nor_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yml"
     with pytest.raises(ConfigError) as info:
         Config.load(str(missing))
-    assert str(info.value) == f"{str(missing)!r} is neither a preset (default, tiny) nor a file"
+    assert str(info.value) == f"{str(missing)!r} is neither a preset (default, default-ft, tiny) nor a file"
 
 
 def test_to_dict_round_trips_through_from_json_dict() -> None:
