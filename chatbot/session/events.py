@@ -74,7 +74,7 @@ def event_from_dict(data: object, *, where: str = "event") -> Event:
     if not isinstance(data, dict):
         raise SessionError(f"{where}: expected a mapping, got {type(data).__name__}")
     kind = data.get("type")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:
         raise SessionError(f"{where}: unknown event type {kind!r}")
     fields = _FIELDS[kind]
     extra = sorted(set(data) - set(fields) - {"type"})

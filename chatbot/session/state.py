@@ -161,8 +161,9 @@ class Session:
         extra = sorted(set(data) - {"version", "id", "events", "state"})
         if extra:
             raise SessionError(f"session: unexpected keys {extra}")
-        if data.get("version") != SESSION_VERSION:
-            raise SessionError(f"session: unsupported version {data.get('version')!r}")
+        version = data.get("version")
+        if type(version) is not int or version != SESSION_VERSION:
+            raise SessionError(f"session: unsupported version {version!r}")
         session_id, events = data.get("id"), data.get("events")
         if not isinstance(session_id, str) or not session_id:
             raise SessionError("session: 'id' must be a non-empty string")

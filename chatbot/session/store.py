@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
 """
+TIMEOUT_S = 10.0
+"""How long a write waits for another process's transaction to end."""
 
 
 def default_store_path() -> Path:
@@ -223,14 +225,28 @@ class SQLiteStore(SessionStore):
         if self._connection is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+                self.path, isolation_level=None, check_same_thread=False, timeout=TIMEOUT_S
             )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(SCHEMA)
+            # Switching a new file to WAL fails at once, without waiting, while another
+            # process is creating it too: retry until the timeout.
+            deadline = time.monotonic() + TIMEOUT_S
+            while True:
+                try:
+                    self._setup(db)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        db.close()
+                        raise
+                    time.sleep(0.01)
             self._connection = db
         return self._connection
+
+    def _setup(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(SCHEMA)
 
 
 def _check_start(session_id: str, stored: int, start: int) -> None:

@@ -13,6 +13,7 @@ from chatbot.errors import FormatError, MissingFileError
 
 PAD, BOS, EOS, SEP = "<pad>", "<bos>", "<eos>", "<sep>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, SEP)
+MAX_FILE_BYTES = 10_000_000
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -63,10 +64,13 @@ class Tokenizer:
 
         Raises:
             MissingFileError: there is no such file.
-            FormatError: the file is not a tokenizer with ids 0-3 special.
+            FormatError: the file is not a tokenizer with ids 0-3 special, or is
+                larger than `MAX_FILE_BYTES`.
         """
         file = Path(path)
         try:
+            if file.stat().st_size > MAX_FILE_BYTES:
+                raise FormatError(file, f"larger than {MAX_FILE_BYTES} bytes")
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise MissingFileError(file, "no such file") from None
