@@ -115,5 +115,31 @@ class Decoder(nn.Module):
         Returns:
             logits (B, V), new hidden (L, B, H), attention weights (B, S).
         """
-        features, hidden, weights = self.forward(token.unsqueeze(1), hidden, memory)
-        return self.logits(features.squeeze(1)), hidden, weights.squeeze(1)
+        if self.training:
+            features, hidden, weights = self.forward(token.unsqueeze(1), hidden, memory)
+            return self.logits(features.squeeze(1)), hidden, weights.squeeze(1)
+        # Inference: the same computation as `forward` for one token, with GRU
+        # cells and functional calls, which cost less per step than `nn.GRU` over
+        # a sequence of one and the module machinery (search runs this per token).
+        state = F.embedding(token, self.embedding.weight)
+        layers = []
+        for layer in range(self.gru.num_layers):
+            state = torch.gru_cell(
+                state,
+                hidden[layer],
+                getattr(self.gru, f"weight_ih_l{layer}"),
+                getattr(self.gru, f"weight_hh_l{layer}"),
+                getattr(self.gru, f"bias_ih_l{layer}"),
+                getattr(self.gru, f"bias_hh_l{layer}"),
+            )
+            layers.append(state)
+        context, weights = self.attention(
+            state.unsqueeze(1), memory.keys, memory.outputs, memory.mask
+        )
+        mixed = F.linear(
+            torch.cat([state, context.squeeze(1)], dim=-1), self.combine.weight, self.combine.bias
+        )
+        features = torch.tanh(mixed + memory.state)
+        projected = F.linear(features, self.out_proj.weight, self.out_proj.bias)
+        logits = F.linear(projected, self.embedding.weight)
+        return logits, torch.stack(layers), weights.squeeze(1)
