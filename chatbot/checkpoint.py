@@ -294,7 +294,8 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
-    """Writes `folder/step-NNNNNNNN` atomically and prunes all but the newest `keep`."""
+    """Writes `folder/step-NNNNNNNN` atomically and prunes all but the newest `keep`,
+    and the staging folders of saves that were killed part-way."""
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     tensors, groups = _optimizer_tensors(optimizer)
@@ -313,6 +314,10 @@ def save_checkpoint(
     )
     for old in list_checkpoints(root)[max(keep, 1) :]:
         shutil.rmtree(old, ignore_errors=True)
+    # Only one process writes a run's checkpoints, one at a time, so any staging
+    # folder left here now is the remains of a save killed part-way.
+    for stale in root.glob(".step-*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
     return target
 
 

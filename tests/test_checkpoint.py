@@ -572,3 +572,19 @@ def test_keep_prunes_older_checkpoints(tmp_path: Path, tokenizer: Tokenizer) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000002", "step-00000003"]
     _save(tmp_path, 4, model, optimizer, tokenizer, keep=0)  # never prunes the new one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000004"]
+
+
+def test_a_save_removes_staging_folders_left_by_a_killed_save(
+    tmp_path: Path, tokenizer: Tokenizer
+) -> None:
+    model, optimizer = _trained(tokenizer, steps=1)
+    _save(tmp_path, 1, model, optimizer, tokenizer)
+    stale = tmp_path / ".step-00000002.abc123.tmp"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
+    other = tmp_path / "notes.txt"
+    other.write_text("kept")
+    _save(tmp_path, 2, model, optimizer, tokenizer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "notes.txt", "step-00000001", "step-00000002"
+    ]
