@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from chatbot.checkpoint import load_model, packaged_model_dir, resolve_model_dir
-from chatbot.data import load_corpus, split_conversations
+from chatbot.data import load_corpus, split_for
 from chatbot.decoding import DecodeConfig
 from chatbot.generator import Generator, NeuralState
 
@@ -41,15 +41,7 @@ def held_out_turns(generator: Generator, source: str, config: Any, count: int) -
 
     Turns alternate speakers; every turn that has an answer is a user turn here.
     """
-    corpus = load_corpus(source)
-    if config.data.max_conversations:
-        corpus = corpus[: config.data.max_conversations]
-    split = split_conversations(
-        corpus,
-        seed=config.data.split_seed,
-        valid_fraction=config.data.valid_fraction,
-        test_fraction=config.data.test_fraction,
-    )
+    split = split_for(load_corpus(source), config.data)
     turns: list[Turn] = []
     for conversation in split.test:
         state = generator.initial_state()
@@ -121,8 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     loaded = load_model(resolve_model_dir(args.model))
-    limit = loaded.config.data.max_utterance_tokens
-    generator = Generator(loaded.model, loaded.tokenizer, max_input_tokens=limit)
+    generator = Generator.from_loaded(loaded)
     max_length = generator.decode.max_length
     source = args.data or loaded.config.data.source
     turns = held_out_turns(generator, source, loaded.config, max(args.turns, args.batch))
@@ -136,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             turn[0].tensor.unsqueeze(0),
             turn[1],
             max_length=max_length,
-            max_input_tokens=limit,
+            max_input_tokens=generator.max_input_tokens,
         )
 
     replies = [g for turn in timed for g, _ in generator.respond([turn])]

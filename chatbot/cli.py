@@ -167,18 +167,13 @@ class _TrainDisplay:
 
 def _eval(args: argparse.Namespace) -> int:
     from chatbot.checkpoint import load_model, resolve_model_dir
-    from chatbot.data import encode_conversations, load_corpus, split_conversations
+    from chatbot.data import encode_conversations, load_corpus, split_for
     from chatbot.evaluate import perplexity
 
     loaded = load_model(resolve_model_dir(args.model))
     data = loaded.config.data
     source = args.data or data.source
-    split = split_conversations(
-        load_corpus(source),
-        seed=data.split_seed,
-        valid_fraction=data.valid_fraction,
-        test_fraction=data.test_fraction,
-    )
+    split = split_for(load_corpus(source), data)
     conversations = split.get(args.split)
     if args.max_conversations:
         conversations = conversations[: args.max_conversations]
@@ -202,8 +197,7 @@ def _eval(args: argparse.Namespace) -> int:
         from chatbot.generator import Generator
         from chatbot.quality import reply_quality
 
-        generator = Generator(loaded.model, loaded.tokenizer,
-                              max_input_tokens=data.max_utterance_tokens)
+        generator = Generator.from_loaded(loaded)
         quality = reply_quality(generator, conversations, limit=args.replies)
         report.update(
             replies=quality.replies,

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from chatbot import decoding
-from chatbot.checkpoint import load_model, resolve_model_dir
+from chatbot.checkpoint import LoadedModel, load_model, resolve_model_dir
 from chatbot.decoding import DecodeConfig, Hypothesis, Search
 from chatbot.errors import ChatbotError
 from chatbot.model import HRED
@@ -132,7 +132,11 @@ class Generator:
     @classmethod
     def load(cls, path: str | Path, *, decode: DecodeConfig | None = None) -> Generator:
         """From `default`, a model directory or a run folder."""
-        loaded = load_model(resolve_model_dir(path))
+        return cls.from_loaded(load_model(resolve_model_dir(path)), decode=decode)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel, *, decode: DecodeConfig | None = None) -> Generator:
+        """For a model already loaded; input is cut at the model's training limit."""
         return cls(
             loaded.model,
             loaded.tokenizer,

@@ -28,7 +28,7 @@ from chatbot.data import (
     WindowBatcher,
     encode_conversations,
     load_corpus,
-    split_conversations,
+    split_for,
 )
 from chatbot.errors import TrainingError
 from chatbot.evaluate import window_perplexity
@@ -116,14 +116,7 @@ def train(
     _seed_everything(tc.seed + rank)
 
     corpus = list(conversations) if conversations is not None else load_corpus(config.data.source)
-    if config.data.max_conversations:
-        corpus = corpus[: config.data.max_conversations]
-    split = split_conversations(
-        corpus,
-        seed=config.data.split_seed,
-        valid_fraction=config.data.valid_fraction,
-        test_fraction=config.data.test_fraction,
-    )
+    split = split_for(corpus, config.data)
     if not split.train:
         raise TrainingError("the training split is empty")
     start = checkpoint.latest_checkpoint(out / "checkpoints") if resume else None

@@ -14,7 +14,7 @@ import argparse
 import torch
 
 from chatbot.checkpoint import load_model, resolve_model_dir
-from chatbot.data import load_corpus, split_conversations
+from chatbot.data import load_corpus, split_for
 from chatbot.generator import Generator
 
 
@@ -28,11 +28,8 @@ def main() -> None:
     torch.set_num_threads(2)
     loaded = load_model(resolve_model_dir(args.model))
     data = loaded.config.data
-    split = split_conversations(load_corpus(data.source), seed=data.split_seed,
-                                valid_fraction=data.valid_fraction,
-                                test_fraction=data.test_fraction)
-    generator = Generator(loaded.model, loaded.tokenizer,
-                          max_input_tokens=data.max_utterance_tokens)
+    split = split_for(load_corpus(data.source), data)
+    generator = Generator.from_loaded(loaded)
     chosen = [c for c in split.test if len(c.turns) >= 2 * args.turns][args.skip:]
     for number, conv in enumerate(chosen[: args.conversations], start=1):
         print(f"{number}.")

@@ -2,7 +2,7 @@
 
 from chatbot.data.batching import Batch, BatchStats, WindowBatcher, encode_conversations
 from chatbot.data.corpora import Conversation, load_corpus
-from chatbot.data.split import Split, split_conversations
+from chatbot.data.split import Split, split_conversations, split_for
 
 __all__ = [
     "Batch",
@@ -13,4 +13,5 @@ __all__ = [
     "encode_conversations",
     "load_corpus",
     "split_conversations",
+    "split_for",
 ]

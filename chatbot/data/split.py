@@ -6,6 +6,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chatbot.config import DataConfig
 from chatbot.data.corpora import Conversation
 
 
@@ -45,6 +46,20 @@ def split_conversations(
     valid = [conversations[i] for i in order[n_test : n_test + n_valid]]
     train = [conversations[i] for i in order[n_test + n_valid :]]
     return Split(train=train, valid=valid, test=test)
+
+
+def split_for(conversations: Sequence[Conversation], data: DataConfig) -> Split:
+    """The split `data` defines: its first `max_conversations` (0: all), cut by
+    `split_seed` and the fractions. Training and evaluation both use it, so a
+    model is always evaluated on the conversations it held out."""
+    if data.max_conversations:
+        conversations = conversations[: data.max_conversations]
+    return split_conversations(
+        conversations,
+        seed=data.split_seed,
+        valid_fraction=data.valid_fraction,
+        test_fraction=data.test_fraction,
+    )
 
 
 def _count(n: int, fraction: float, *, total: int) -> int:

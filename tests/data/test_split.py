@@ -91,3 +91,15 @@ def test_get() -> None:
     assert isinstance(split, Split)
     with pytest.raises(ValueError, match=r"^unknown split 'dev'; use train, valid, test or all$"):
         split.get("dev")
+
+
+def test_split_for_applies_max_conversations_then_the_configured_split() -> None:
+    from chatbot.config import DataConfig
+    from chatbot.data import split_for
+
+    conversations = [Conversation(str(i), ("a", "b")) for i in range(40)]
+    data = DataConfig(split_seed=3, valid_fraction=0.1, test_fraction=0.2, max_conversations=30)
+    expected = split_conversations(
+        conversations[:30], seed=3, valid_fraction=0.1, test_fraction=0.2
+    )
+    assert split_for(conversations, data) == expected
