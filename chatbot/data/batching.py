@@ -137,16 +137,23 @@ class WindowBatcher:
         return len(self.plan(0, seed=0, shuffle=False)) // world_size
 
     def stats(self) -> BatchStats:
-        """Padding fraction of decoder targets over one epoch's batches."""
-        real = padded = windows = batches = 0
-        for batch in self.batches(0, seed=0):
-            mask = batch.dec_out != self.pad_id
-            real += int(mask.sum())
-            padded += batch.dec_out.numel()
-            windows += batch.utterances.shape[0]
-            batches += 1
+        """Padding fraction of decoder targets over one epoch's batches.
+
+        Computed from the plan and the utterance lengths, without collating:
+        a batch's targets are (B, K-1, S) with K its most turns and S its
+        longest utterance + 1; each reply fills its length + 1 (`<eos>`).
+        """
+        real = padded = windows = 0
+        plan = self.plan(0, seed=0)
+        for indices in plan:
+            group = [self.windows[i] for i in indices]
+            turns = max(len(w) for w in group)
+            width = max(len(u) for w in group for u in w) + 1
+            padded += len(group) * (turns - 1) * width
+            real += sum(len(u) + 1 for w in group for u in w[1:])
+            windows += len(group)
         fraction = 1.0 - real / padded if padded else 0.0
-        return BatchStats(batches, windows, real, fraction)
+        return BatchStats(len(plan), windows, real, fraction)
 
     def _shape_key(self, index: int) -> tuple[int, int]:
         window = self.windows[index]
