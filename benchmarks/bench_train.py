@@ -12,13 +12,16 @@ tokenizer and the same target tokens (reply + `<eos>`), hidden 500, 2 layers:
     python benchmarks/bench_train.py --quick
     python benchmarks/bench_train.py --conversations 400 --threads 2 --json bench.json
 
-Prints a table (epoch seconds, target tokens per second, validation perplexity
-after the epoch, time per phase) and the (a)/(b) ratios.
+The runs take turns step by step (one step of each in turn), so that changes in
+the shared machine's speed fall on all of them alike; each is charged the time
+of its own steps. Prints a table (epoch seconds, target tokens per second,
+validation perplexity after the epoch, time per phase) and the (a)/(b) ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -40,7 +43,7 @@ from chatbot.data.batching import EncodedConversation, encode_conversations
 from chatbot.evaluate import window_perplexity
 from chatbot.model import HRED
 from chatbot.text import Tokenizer
-from chatbot.train import lr_factor
+from chatbot.train import lr_factor, make_optimizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tutorial_reference as ref  # noqa: E402
@@ -71,23 +74,30 @@ class RunResult:
 
 
 class PhaseClock:
-    """Adds wall time to named phases; synchronizes CUDA so each phase is its own."""
+    """Adds wall and CPU time to named phases; synchronizes CUDA so each phase is its own.
+
+    Time counts only between `resume` and the next `pause`, so runs that take
+    turns step by step are each charged their own steps.
+    """
 
     def __init__(self, result: RunResult, device: torch.device) -> None:
         self.result, self.device = result, device
-        self.start = self.last = time.perf_counter()
-        self.cpu_start = time.process_time()
+        self.last = time.perf_counter()
+        self.cpu_last = time.process_time()
 
-    def stop(self) -> None:
-        """Sets the result's epoch wall time and process CPU time."""
-        self.result.epoch_s = self.last - self.start
-        self.result.cpu_s = time.process_time() - self.cpu_start
+    def resume(self) -> None:
+        self.last = time.perf_counter()
+        self.cpu_last = time.process_time()
+
+    def pause(self) -> None:
+        self.result.cpu_s += time.process_time() - self.cpu_last
 
     def lap(self, phase: str) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         now = time.perf_counter()
         self.result.phases_s[phase] += now - self.last
+        self.result.epoch_s += now - self.last
         self.last = now
 
 
@@ -96,6 +106,15 @@ def timed(iterator: Iterator[Any], clock: PhaseClock) -> Iterator[Any]:
     for item in iterator:
         clock.lap("data")
         yield item
+
+
+def interleave(runs: Sequence[Iterator[None]]) -> None:
+    """Advances each run one step in turn until all are done, so that changes in
+    the machine's speed (it is shared) fall on every run alike.
+    """
+    pending = list(runs)
+    while pending:
+        pending = [run for run in pending if next(run, StopIteration) is not StopIteration]
 
 
 # --- (a) the trainer path -------------------------------------------------------------------
@@ -116,8 +135,8 @@ def trainer_config(*, vocab_size: int, window_turns: int, batch_size: int, seed:
 
 def run_trainer(name: str, config: Config, *, train: Sequence[EncodedConversation],
                 tokenizer: Tokenizer, device: torch.device, autocast: bool
-                ) -> tuple[RunResult, HRED]:
-    """One epoch of `chatbot/train.py`'s per-step computation."""
+                ) -> tuple[RunResult, HRED, Iterator[None]]:
+    """One epoch of `chatbot/train.py`'s per-step computation, a step per `next`."""
     tc = config.train
     batcher = WindowBatcher(train, window_turns=config.data.window_turns,
                             batch_size=tc.batch_size, pad_id=tokenizer.pad_id,
@@ -127,35 +146,45 @@ def run_trainer(name: str, config: Config, *, train: Sequence[EncodedConversatio
     random.seed(tc.seed)
     model = HRED(config.model, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = make_optimizer(model, tc)
     schedule = tc.max_epochs * batcher.steps_per_epoch()
     context: AbstractContextManager[Any] = (
         torch.autocast("cuda", dtype=torch.bfloat16) if autocast else nullcontext()
     )
-    loss_sum = 0.0
-    clock = PhaseClock(result, device)
-    for step, batch in enumerate(timed(batcher.batches(0, seed=tc.seed), clock)):
-        batch = batch.to(device)
-        factor = lr_factor(step, warmup=tc.warmup_steps, total=schedule, min_ratio=tc.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = tc.lr * factor
-        with context:
-            loss = model(batch.utterances, batch.lengths, batch.turn_mask, batch.dec_in,
-                         batch.dec_out, teacher_forcing=tc.teacher_forcing,
-                         rng=random.Random(tc.seed * 7_919 + step * 31))
-        clock.lap("forward")
-        optimizer.zero_grad(set_to_none=True)
-        loss.mean.backward()
-        clock.lap("backward")
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        optimizer.step()
-        loss_sum += float(loss.total.detach())
-        result.target_tokens += loss.tokens
-        result.steps += 1
-        clock.lap("optimizer")
-    clock.stop()
-    result.train_loss = loss_sum / max(result.target_tokens, 1)
-    return result, model
+
+    def steps() -> Iterator[None]:
+        loss_sum = 0.0
+        clock = PhaseClock(result, device)
+        batches = iter(timed(batcher.batches(0, seed=tc.seed), clock))
+        for step in itertools.count():
+            clock.resume()
+            batch = next(batches, None)
+            if batch is None:
+                break
+            batch = batch.to(device)
+            lr = tc.lr * lr_factor(step, warmup=tc.warmup_steps, total=schedule,
+                                   min_ratio=tc.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with context:
+                loss = model(batch.utterances, batch.lengths, batch.turn_mask, batch.dec_in,
+                             batch.dec_out, teacher_forcing=tc.teacher_forcing,
+                             rng=random.Random(tc.seed * 7_919 + step * 31))
+            clock.lap("forward")
+            optimizer.zero_grad(set_to_none=True)
+            loss.mean.backward()
+            clock.lap("backward")
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            loss_sum += float(loss.total.detach())
+            result.target_tokens += loss.tokens
+            result.steps += 1
+            clock.lap("optimizer")
+            clock.pause()
+            yield
+        result.train_loss = loss_sum / max(result.target_tokens, 1)
+
+    return result, model, steps()
 
 
 # --- (b) the tutorial reference -------------------------------------------------------------
@@ -163,8 +192,8 @@ def run_trainer(name: str, config: Config, *, train: Sequence[EncodedConversatio
 
 def run_reference(name: str, config: ref.ReferenceConfig, *, train: Sequence[ref.Pair],
                   tokenizer: Tokenizer, device: torch.device, seed: int
-                  ) -> tuple[RunResult, ref.TutorialSeq2Seq]:
-    """One epoch of the tutorial's algorithm."""
+                  ) -> tuple[RunResult, ref.TutorialSeq2Seq, Iterator[None]]:
+    """One epoch of the tutorial's algorithm, a step per `next`."""
     result = RunResult(name, f"{config.batch_size} random pairs")
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -173,16 +202,25 @@ def run_reference(name: str, config: ref.ReferenceConfig, *, train: Sequence[ref
     optimizers = model.optimizers()
     batches = ref.epoch_batches(train, batch_size=config.batch_size, seed=seed,
                                 pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
-    loss_sum = 0.0
-    clock = PhaseClock(result, device)
-    for batch in timed(batches, clock):
-        nll, tokens = ref.train_step(model, optimizers, batch.to(device), rng, lap=clock.lap)
-        loss_sum += nll
-        result.target_tokens += tokens
-        result.steps += 1
-    clock.stop()
-    result.train_loss = loss_sum / max(result.target_tokens, 1)
-    return result, model
+
+    def steps() -> Iterator[None]:
+        loss_sum = 0.0
+        clock = PhaseClock(result, device)
+        timed_batches = iter(timed(batches, clock))
+        while True:
+            clock.resume()
+            batch = next(timed_batches, None)
+            if batch is None:
+                break
+            nll, tokens = ref.train_step(model, optimizers, batch.to(device), rng, lap=clock.lap)
+            loss_sum += nll
+            result.target_tokens += tokens
+            result.steps += 1
+            clock.pause()
+            yield
+        result.train_loss = loss_sum / max(result.target_tokens, 1)
+
+    return result, model, steps()
 
 
 # --- data, report, command line -------------------------------------------------------------
@@ -281,15 +319,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                               batch_size=batch_size, seed=args.seed)
 
     # Untimed: the first steps of a process pay one-off costs (allocator, kernels, caches).
-    run_trainer("warm-up", configure(2, args.batch_pairs), train=train[:2], tokenizer=tokenizer,
-                device=device, autocast=autocast)
-    run_reference("warm-up", replace(reference, batch_size=16), train=train_pairs[:16],
-                  tokenizer=tokenizer, device=device, seed=args.seed)
+    interleave([
+        run_trainer("warm-up", configure(2, args.batch_pairs), train=train[:2],
+                    tokenizer=tokenizer, device=device, autocast=autocast)[2],
+        run_reference("warm-up", replace(reference, batch_size=16), train=train_pairs[:16],
+                      tokenizer=tokenizer, device=device, seed=args.seed)[2],
+    ])
+
+    runs = []
+    for name, k, batch_size in trainer_runs:
+        runs.append((k, batch_size, *run_trainer(name, configure(k, batch_size), train=train,
+                                                 tokenizer=tokenizer, device=device,
+                                                 autocast=autocast)))
+    ref_run = None
+    if "reference" not in args.skip:
+        ref_run = run_reference("(b) tutorial reference", reference, train=train_pairs,
+                                tokenizer=tokenizer, device=device, seed=args.seed)
+    interleave([run[-1] for run in runs] + ([ref_run[2]] if ref_run else []))
 
     results = []
-    for name, k, batch_size in trainer_runs:
-        result, model = run_trainer(name, configure(k, batch_size), train=train,
-                                    tokenizer=tokenizer, device=device, autocast=autocast)
+    for k, batch_size, result, model, _ in runs:
         result.val_ppl = window_perplexity(model, valid_batcher(2, args.batch_pairs),
                                            device=device)
         if k > 2:
@@ -297,17 +346,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 model, valid_batcher(k, batch_size), device=device
             )
         results.append(result)
-        print(f"done: {name}, {result.epoch_s:.1f} s", file=sys.stderr)
-    if "reference" not in args.skip:
-        result, ref_model = run_reference("(b) tutorial reference", reference, train=train_pairs,
-                                          tokenizer=tokenizer, device=device, seed=args.seed)
+    if ref_run is not None:
+        result, ref_model, _ = ref_run
         result.val_ppl = ref.perplexity(ref_model, [
             ref.make_batch(valid_pairs[i : i + reference.batch_size], pad_id=tokenizer.pad_id,
                            eos_id=tokenizer.eos_id)
             for i in range(0, len(valid_pairs), reference.batch_size)
         ], device)
         results.append(result)
-        print(f"done: {result.name}, {result.epoch_s:.1f} s", file=sys.stderr)
 
     info = {
         "corpus": args.corpus,

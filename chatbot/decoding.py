@@ -264,8 +264,15 @@ def constrain_(
     search: Search,
     config: DecodeConfig,
     user: torch.Tensor,
+    bans: NgramBans | None = None,
+    rows: Sequence[int] = (),
 ) -> torch.Tensor:
-    """`constrain` in place: changes and returns `scores` (B, V) float32."""
+    """`constrain` in place: changes and returns `scores` (B, V) float32.
+
+    With `bans` (kept for the batch's original rows; `rows` names each row of
+    `scores`), n-gram blocking looks the banned tokens up instead of scanning
+    `history` and `user`.
+    """
     t = history.shape[1]
     early = t < config.min_length
     sizes = ((config.no_repeat_ngram, history), (config.block_user_ngrams, user))
@@ -276,13 +283,69 @@ def constrain_(
         seen = scores.gather(1, history)
         penalty = config.repetition_penalty
         scores.scatter_(1, history, torch.where(seen > 0, seen / penalty, seen * penalty))
-    for n, source in blocking:
-        block_ngrams_(scores, source, history[:, t - n + 1 :])
+    if bans is not None:
+        at, tokens = bans.banned(rows)
+        if at:
+            index = torch.tensor([at, tokens], device=scores.device)
+            scores.index_put_((index[0], index[1]), scores.new_tensor(_NEG_INF))
+    else:
+        for n, source in blocking:
+            block_ngrams_(scores, source, history[:, t - n + 1 :])
     if eos is not None:
         stuck = torch.isneginf(scores).all(dim=1)
         if bool(stuck.any()):
             scores[stuck, search.eos_id] = eos[stuck]
     return scores
+
+
+class NgramBans:
+    """The n-gram blocking of `constrain_` kept incrementally on the host, for
+    strategies that extend each row by one token a step (greedy, sampling).
+
+    Per row, a dict from each (n - 1)-token prefix to the tokens that followed
+    it, in the reply so far (`no_repeat_ngram`) and in the user's utterance
+    (`block_user_ngrams`): a step's bans are two lookups, where scanning every
+    n-gram costs a dozen tensor operations per step.
+    """
+
+    def __init__(self, user: torch.Tensor, search: Search, config: DecodeConfig) -> None:
+        self.repeat, self.copy = config.no_repeat_ngram, config.block_user_ngrams
+        self.replies: list[list[int]] = [[] for _ in range(user.shape[0])]
+        self.seen: list[dict[tuple[int, ...], set[int]]] = [{} for _ in self.replies]
+        self.user: list[dict[tuple[int, ...], set[int]]] = []
+        for row in user.tolist():
+            tokens = [token for token in row if token != search.pad_id]
+            self.user.append(_followers(tokens, self.copy) if self.copy else {})
+
+    def banned(self, rows: Sequence[int]) -> tuple[list[int], list[int]]:
+        """(positions in `rows`, tokens): what each row may not emit next."""
+        at: list[int] = []
+        tokens: list[int] = []
+        for i, row in enumerate(rows):
+            reply = self.replies[row]
+            for n, followers in ((self.repeat, self.seen[row]), (self.copy, self.user[row])):
+                if n and len(reply) >= n - 1:
+                    ban = followers.get(tuple(reply[len(reply) - n + 1 :]), ())
+                    at.extend([i] * len(ban))
+                    tokens.extend(ban)
+        return at, tokens
+
+    def push(self, rows: Sequence[int], tokens: Sequence[int]) -> None:
+        """Appends `tokens[i]` to row `rows[i]`'s reply."""
+        n = self.repeat
+        for row, token in zip(rows, tokens, strict=True):
+            reply = self.replies[row]
+            reply.append(token)
+            if n and len(reply) >= n:
+                self.seen[row].setdefault(tuple(reply[len(reply) - n : -1]), set()).add(token)
+
+
+def _followers(tokens: Sequence[int], n: int) -> dict[tuple[int, ...], set[int]]:
+    """Each (n - 1)-token prefix in `tokens` -> the tokens that follow it."""
+    followers: dict[tuple[int, ...], set[int]] = {}
+    for i in range(len(tokens) - n + 1):
+        followers.setdefault(tuple(tokens[i : i + n - 1]), set()).add(tokens[i + n - 1])
+    return followers
 
 
 def block_ngrams(logits: torch.Tensor, source: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
@@ -396,26 +459,38 @@ def _token_by_token(
     hidden, memory, user = search.hidden, search.memory, search.user
     b, device = search.batch_size, hidden.device
     active = torch.arange(b, device=device)
+    rows = list(range(b))
     token = torch.full((b,), search.bos_id, dtype=torch.long, device=device)
     history = torch.zeros(b, 0, dtype=torch.long, device=device)
-    finished = torch.zeros(b, dtype=torch.bool, device=device)
+    finished = [False] * b
+    blocking = config.no_repeat_ngram or config.block_user_ngrams
+    bans = NgramBans(user, search, config) if blocking else None
     steps: list[tuple[torch.Tensor, ...]] = []
     for t in range(config.max_length):
         logits, hidden, weights = step(token, hidden, memory)
         logprobs = logits.float().log_softmax(dim=1)
-        allowed = constrain_(_penalisable(logits, logprobs, config), history, search, config, user)
+        allowed = constrain_(
+            _penalisable(logits, logprobs, config), history, search, config, user, bans, rows
+        )
         token = choose(allowed, None if uniforms is None else uniforms[active, t], config)
         raw = logprobs.gather(1, token.unsqueeze(1)).squeeze(1)
         steps.append((active, token, raw, weights))
         history = torch.cat([history, token.unsqueeze(1)], dim=1)
-        finished = finished | (token == search.eos_id)
-        done = int(finished.sum())
+        chosen = token.tolist()
+        if bans is not None:
+            bans.push(rows, chosen)
+        finished = [
+            ended or c == search.eos_id for ended, c in zip(finished, chosen, strict=True)
+        ]
+        done = sum(finished)
         if done == len(finished):
             break
         if done and done >= COMPACT_FRACTION * len(finished):
-            keep = (~finished).nonzero().squeeze(1)
+            left = [i for i, ended in enumerate(finished) if not ended]
+            keep = torch.tensor(left, device=device)
             active, token, history, user = active[keep], token[keep], history[keep], user[keep]
-            hidden, memory, finished = hidden[:, keep], memory.select(keep), finished[keep]
+            hidden, memory = hidden[:, keep], memory.select(keep)
+            rows, finished = [rows[i] for i in left], [False] * len(left)
     return _hypotheses(steps, search, config)
 
 

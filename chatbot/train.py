@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from chatbot import checkpoint, fsutil
-from chatbot.config import Config
+from chatbot.config import Config, TrainConfig
 from chatbot.data import (
     Conversation,
     WindowBatcher,
@@ -74,6 +74,13 @@ class _Progress:
     def from_json(cls, data: dict[str, Any]) -> _Progress:
         progress = cls(**{k: v for k, v in data.items() if v is not None})
         return progress
+
+
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.Adam:
+    """Adam over all of `model`'s parameters, with the fused kernel (one pass over
+    each parameter per step, several times faster than the per-tensor loop on CPU).
+    """
+    return torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)
 
 
 def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
@@ -164,7 +171,7 @@ def train(
     total_steps = min(schedule_steps, max_steps) if max_steps else schedule_steps
 
     model = HRED(config.model, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = make_optimizer(model, tc)
     if base is not None:
         model.load_state_dict(base.model.state_dict())
     progress = _Progress()

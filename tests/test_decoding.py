@@ -10,11 +10,13 @@ from chatbot.config import Config
 from chatbot.decoding import (
     DecodeConfig,
     Hypothesis,
+    NgramBans,
     Search,
     StepFn,
     Strategy,
     block_ngrams,
     constrain,
+    constrain_,
     decode,
     sample_tokens,
 )
@@ -188,6 +190,25 @@ def test_block_ngrams_bans_the_token_completing_a_seen_ngram() -> None:
     assert torch.isneginf(out[1]).nonzero().flatten().tolist() == [0]
     unigrams = block_ngrams(torch.zeros(1, 10), torch.tensor([[8, 4]]), torch.zeros(1, 0).long())
     assert torch.isneginf(unigrams[0]).nonzero().flatten().tolist() == [4, 8]
+
+
+@pytest.mark.parametrize(("repeat", "copy"), [(3, 0), (0, 2), (2, 3), (1, 1)])
+def test_host_bans_equal_the_tensor_scan(repeat: int, copy: int) -> None:
+    """`NgramBans` (dict lookups, kept as tokens arrive) bans exactly what
+    `constrain` scanning the history and the user's tokens bans, at every step."""
+    generator = torch.Generator().manual_seed(repeat * 10 + copy)
+    users = [torch.randint(4, 9, (n,), generator=generator).tolist() for n in (7, 1, 4)]
+    search = fake_search(users)
+    config = DecodeConfig(no_repeat_ngram=repeat, block_user_ngrams=copy, min_length=0)
+    replies = torch.randint(4, 9, (3, 12), generator=generator)
+    bans = NgramBans(search.user, search, config)
+    rows = [0, 1, 2]
+    for t in range(replies.shape[1]):
+        history = replies[:, :t]
+        scanned = constrain(torch.zeros(3, 10), history, search, config, search.user)
+        looked_up = constrain_(torch.zeros(3, 10), history, search, config, search.user, bans, rows)
+        assert torch.equal(torch.isneginf(scanned), torch.isneginf(looked_up)), t
+        bans.push(rows, replies[:, t].tolist())
 
 
 def test_constrain_bans_specials_and_early_eos_but_never_everything() -> None:

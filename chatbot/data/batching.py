@@ -140,24 +140,25 @@ class WindowBatcher:
         """Padding fraction of decoder targets over one epoch's batches.
 
         Computed from the plan and the utterance lengths, without collating:
-        a batch's targets are (B, K-1, S) with K its most turns and S its
-        longest utterance + 1; each reply fills its length + 1 (`<eos>`).
+        the model decodes a batch's replies (every turn after a window's first)
+        side by side, each padded to the batch's longest reply + 1 (`<eos>`).
         """
         real = padded = windows = 0
         plan = self.plan(0, seed=0)
         for indices in plan:
-            group = [self.windows[i] for i in indices]
-            turns = max(len(w) for w in group)
-            width = max(len(u) for w in group for u in w) + 1
-            padded += len(group) * (turns - 1) * width
-            real += sum(len(u) + 1 for w in group for u in w[1:])
-            windows += len(group)
+            replies = [len(u) + 1 for i in indices for u in self.windows[i][1:]]
+            padded += len(replies) * max(replies)
+            real += sum(replies)
+            windows += len(indices)
         fraction = 1.0 - real / padded if padded else 0.0
         return BatchStats(len(plan), windows, real, fraction)
 
-    def _shape_key(self, index: int) -> tuple[int, int]:
+    def _shape_key(self, index: int) -> tuple[int, int, int]:
+        """Turns, longest reply, longest answered turn: replies (the decoder's
+        rows, the costlier side) of a batch come out nearly the same length.
+        """
         window = self.windows[index]
-        return len(window), max(len(u) for u in window)
+        return len(window), max(len(u) for u in window[1:]), max(len(u) for u in window[:-1])
 
     def collate(self, windows: Sequence[EncodedConversation]) -> Batch:
         b = len(windows)

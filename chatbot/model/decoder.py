@@ -7,10 +7,11 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from chatbot.config import Attention
 from chatbot.model.attention import LuongAttention
+from chatbot.model.dropout import Dropout
+from chatbot.model.gru import run_gru
 
 
 class Memory(NamedTuple):
@@ -47,7 +48,7 @@ class Decoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = embedding
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.gru = nn.GRU(
             embedding.embedding_dim,
             hidden_size,
@@ -70,6 +71,8 @@ class Decoder(nn.Module):
         hidden: torch.Tensor,
         memory: Memory,
         lengths: torch.Tensor | None = None,
+        *,
+        at: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Runs the decoder over given input tokens (teacher forcing).
 
@@ -79,22 +82,21 @@ class Decoder(nn.Module):
             memory: attention memory of B utterances.
             lengths: (B,) int64 real lengths; when given, the GRU skips padding
                 and `hidden` is each row's state at its own last real token.
+            at: (B, T) bool; when given, features are computed at these
+                positions only (training needs none at padding).
 
         Returns:
-            features (B, T, H) for `logits`, the final hidden (L, B, H), and
-            attention weights (B, T, S).
+            features (B, T, H) for `logits`, or (N, H) at the N positions `at`
+            in row-major order; the final hidden (L, B, H); attention weights (B, T, S).
         """
         embedded = self.dropout(self.embedding(tokens))
-        if lengths is None:
-            states, hidden = self.gru(embedded, hidden)
-        else:
-            packed = pack_padded_sequence(
-                embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
-            )
-            states, hidden = self.gru(packed, hidden)
-            states, _ = pad_packed_sequence(states, batch_first=True, total_length=tokens.shape[1])
+        states, hidden = run_gru(self.gru, embedded, hidden, lengths)
         context, weights = self.attention(states, memory.keys, memory.outputs, memory.mask)
-        mixed = self.combine(torch.cat([states, context], dim=-1)) + memory.state.unsqueeze(1)
+        state = memory.state.unsqueeze(1)
+        if at is not None:
+            states, context = states[at], context[at]
+            state = state.expand(-1, at.shape[1], -1)[at]
+        mixed = self.combine(torch.cat([states, context], dim=-1)) + state
         features = torch.tanh(mixed)
         return self.dropout(features), hidden, weights
 

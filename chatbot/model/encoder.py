@@ -1,10 +1,12 @@
-"""Utterance encoder: embedding -> bidirectional GRU over packed sequences."""
+"""Utterance encoder: embedding -> bidirectional GRU over variable-length utterances."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from chatbot.model.dropout import Dropout
+from chatbot.model.gru import run_gru
 
 
 class UtteranceEncoder(nn.Module):
@@ -18,7 +20,7 @@ class UtteranceEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = embedding
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.gru = nn.GRU(
             embedding.embedding_dim,
             hidden_size // 2,
@@ -40,10 +42,6 @@ class UtteranceEncoder(nn.Module):
             outputs (N, S, H), zero past each length, and vectors (N, H).
         """
         embedded = self.dropout(self.embedding(tokens))
-        packed = pack_padded_sequence(
-            embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        outputs, final = self.gru(packed)
-        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=tokens.shape[1])
+        outputs, final = run_gru(self.gru, embedded, lengths=lengths)
         both = torch.cat([final[-2], final[-1]], dim=-1)
         return outputs, torch.tanh(self.project(both))

@@ -12,6 +12,7 @@ from torch import nn
 from chatbot.config import ModelConfig
 from chatbot.model.decoder import Decoder, Memory
 from chatbot.model.encoder import UtteranceEncoder
+from chatbot.model.gru import run_gru
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class HRED(nn.Module):
 
     def update_state(self, vectors: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """(N, H) utterance vectors, (N, C) state -> (N, C) state after them."""
-        _, final = self.context(vectors.unsqueeze(1), state.unsqueeze(0))
+        _, final = run_gru(self.context, vectors.unsqueeze(1), state.unsqueeze(0))
         out: torch.Tensor = final.squeeze(0)
         return out
 
@@ -130,7 +131,8 @@ class HRED(nn.Module):
         if stateless:
             state = self.update_state(encoded, self.initial_state(len(rows)))
         else:
-            states, _ = self.context(vectors.view(b, k - 1, -1), self.initial_state(b).unsqueeze(0))
+            initial = self.initial_state(b).unsqueeze(0)
+            states, _ = run_gru(self.context, vectors.view(b, k - 1, -1), initial)
             state = states.reshape(b * (k - 1), -1)[rows]
         targets = dec_out.reshape(b * (k - 1), -1)[rows]
         inputs = dec_in.reshape(b * (k - 1), -1)[rows]
@@ -157,12 +159,12 @@ class HRED(nn.Module):
         rng: random.Random | None = None,
     ) -> Loss:
         """Cross-entropy of `targets` (N, T) given decoder `inputs` (N, T), on non-pad positions."""
-        if teacher_forcing >= 1.0:
-            features, _, _ = self.decoder(inputs, hidden, memory)
-        else:
-            features = self._free_running(inputs, hidden, memory, teacher_forcing, rng)
         mask = targets != self.pad_id
-        logits = self.decoder.logits(features[mask])
+        if teacher_forcing >= 1.0:
+            features, _, _ = self.decoder(inputs, hidden, memory, mask.sum(1), at=mask)
+        else:
+            features = self._free_running(inputs, hidden, memory, teacher_forcing, rng)[mask]
+        logits = self.decoder.logits(features)
         total = F.cross_entropy(
             logits.float(), targets[mask], ignore_index=self.pad_id, reduction="sum"
         )

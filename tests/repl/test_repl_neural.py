@@ -80,15 +80,16 @@ def test_a_resumed_session_continues_with_its_hidden_state(
 ) -> None:
     store = str(tmp_path / "sessions.sqlite3")
     bot = str(tiny_bot_dir)
-    whole = _json_replies(monkeypatch, capsys, LINES, bot, "--store", store, "--session", "one")
-    _json_replies(monkeypatch, capsys, LINES[:2], bot, "--store", store, "--session", "two")
-    resumed = _json_replies(monkeypatch, capsys, LINES[2:], bot, "--store", store, "--session",
+    lines = [*LINES, "do you like music?"]
+    whole = _json_replies(monkeypatch, capsys, lines, bot, "--store", store, "--session", "one")
+    _json_replies(monkeypatch, capsys, lines[:2], bot, "--store", store, "--session", "two")
+    resumed = _json_replies(monkeypatch, capsys, lines[2:], bot, "--store", store, "--session",
                             "two")
-    fresh = _json_replies(monkeypatch, capsys, LINES[2:], bot, "--store", store, "--session",
+    fresh = _json_replies(monkeypatch, capsys, lines[2:], bot, "--store", store, "--session",
                           "three")
-    assert whole[2]["source"] == "neural"
+    assert any(reply["source"] == "neural" for reply in whole[2:])
     assert resumed == whole[2:]
-    assert fresh[0]["confidence"] != whole[2]["confidence"]
+    assert fresh != whole[2:]
 
 
 def test_a_beam_recording_replays(

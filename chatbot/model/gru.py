@@ -1,0 +1,281 @@
+"""A GRU over whole sequences with a hand-written backward, for training on CPU.
+
+On CPU, `nn.GRU` records every time step's cell in the autograd graph, so its
+backward runs a dozen small kernels per step and one small weight-gradient
+matmul per step and weight. Here the input projections of all steps are one
+matmul, the recurrence saves its gates, and the backward loop does one
+(B, 3H) x (3H, H) matmul per step; the weight gradients are one matmul each
+over all steps. Directions run side by side as a leading dimension, so a
+bidirectional layer costs one batched matmul per step.
+
+The parameters stay those of an `nn.GRU` (same names and shapes), so models
+load either way; on CUDA, `nn.GRU` (cuDNN) is faster and is used instead.
+Same equations as `nn.GRU`:
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h' = (1 - z) * n + z * h
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from chatbot.model.dropout import dropout
+
+
+class _GRULayer(torch.autograd.Function):
+    """One GRU layer, D directions side by side, over time-major input.
+
+    Inputs: x (D, T, B, I), h0 (D, B, H), w_ih (D, 3H, I), w_hh (D, 3H, H),
+    b_ih (D, 3H), b_hh (D, 3H), the matmul dtype, and `sizes`: step t runs
+    the first sizes[t] rows (rows sorted longest first; non-increasing).
+    Output: (D, T, B, H), the hidden at every step, zero where a row has ended.
+
+    Like a `PackedSequence`, everything per position (input projections,
+    gates, gradients) is kept only for the N positions that run, step after
+    step in one (D, N, ...) tensor; step t is the slice [offsets[t], offsets[t + 1]).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        h0: torch.Tensor,
+        w_ih: torch.Tensor,
+        w_hh: torch.Tensor,
+        b_ih: torch.Tensor,
+        b_hh: torch.Tensor,
+        compute: torch.dtype,
+        sizes: list[int],
+    ) -> torch.Tensor:
+        d, t_len, b, i = x.shape
+        h = h0.shape[-1]
+        index = _packing_index(sizes, b, x.device)
+        flat = x.reshape(d, t_len * b, i)
+        packed = flat if index is None else flat.index_select(1, index)
+        if compute == x.dtype:
+            gi = torch.baddbmm(b_ih.unsqueeze(1), packed, w_ih.transpose(1, 2))
+        else:
+            gi = torch.bmm(packed.to(compute), w_ih.to(compute).transpose(1, 2)).to(x.dtype)
+            gi += b_ih.unsqueeze(1)
+        w_hh_t = w_hh.to(compute).transpose(1, 2)
+        bias_hh = b_hh.unsqueeze(1)
+        n_real = gi.shape[1]
+        # Every step writes into these, so nothing is stacked or concatenated
+        # afterwards; states[:, 0] is h0, states[:, t + 1] the output of step t.
+        states = x.new_zeros(d, t_len + 1, b, h)
+        states[:, 0] = h0
+        gates = x.new_empty(d, n_real, 2 * h)
+        news = x.new_empty(d, n_real, h)
+        hiddens = x.new_empty(d, n_real, 3 * h)
+        start = 0
+        for t, m in enumerate(sizes):
+            end = start + m
+            state, gh, g = states[:, t, :m], hiddens[:, start:end], gi[:, start:end]
+            if compute == x.dtype:
+                torch.baddbmm(bias_hh, state, w_hh_t, out=gh)
+            else:
+                torch.add(torch.bmm(state.to(compute), w_hh_t), bias_hh, out=gh)
+            rz = torch.add(g[..., : 2 * h], gh[..., : 2 * h], out=gates[:, start:end]).sigmoid_()
+            n = news[:, start:end]
+            torch.addcmul(g[..., 2 * h :], rz[..., :h], gh[..., 2 * h :], out=n)
+            torch.lerp(n.tanh_(), state, rz[..., h:], out=states[:, t + 1, :m])
+            start = end
+        ctx.compute, ctx.sizes, ctx.x_shape = compute, sizes, x.shape
+        ctx.save_for_backward(packed, w_ih, w_hh, states, gates, news, hiddens, index)
+        return states[:, 1:]
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        packed, w_ih, w_hh, states, rz, n, hiddens, index = ctx.saved_tensors
+        compute: torch.dtype = ctx.compute
+        d, t_len, b, i = ctx.x_shape
+        h = states.shape[-1]
+        previous = states[:, :-1].reshape(d, t_len * b, h)
+        if index is not None:
+            previous = previous.index_select(1, index)
+        ghn = hiddens[..., 2 * h :]
+        r, z = rz[..., :h], rz[..., h:]
+        # Factors that do not depend on the incoming gradient, for all steps at once.
+        to_n = (1 - z) * (1 - n * n)
+        to_z = (previous - n) * z * (1 - z)
+        to_r = ghn * r * (1 - r)
+        grad_gh = torch.empty_like(hiddens)
+        grad_n = torch.empty_like(n)
+        w_hh_c = w_hh.to(compute)
+        carry = states.new_zeros(d, b, h)
+        end = grad_gh.shape[1]
+        for t in reversed(range(t_len)):
+            m = ctx.sizes[t]
+            start = end - m
+            dh = grad_out[:, t, :m] + carry[:, :m]
+            step = grad_gh[:, start:end]
+            dn = torch.mul(dh, to_n[:, start:end], out=grad_n[:, start:end])
+            torch.mul(dh, to_z[:, start:end], out=step[..., h : 2 * h])
+            torch.mul(dn, to_r[:, start:end], out=step[..., :h])
+            torch.mul(dn, r[:, start:end], out=step[..., 2 * h :])
+            kept = dh * z[:, start:end]
+            if compute == packed.dtype:
+                torch.baddbmm(kept, step, w_hh, out=carry[:, :m])
+            else:
+                torch.add(torch.bmm(step.to(compute), w_hh_c), kept, out=carry[:, :m])
+            end = start
+        grad_gi = grad_gh.clone()
+        grad_gi[..., 2 * h :] = grad_n
+        gi_c, gh_c = grad_gi.to(compute), grad_gh.to(compute)
+        grads: list[torch.Tensor | None] = [None] * 8
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(gi_c, w_ih.to(compute)).to(packed.dtype)
+            if index is not None:
+                grad_x = grad_x.new_zeros(d, t_len * b, i).index_copy_(1, index, grad_x)
+            grads[0] = grad_x.view(d, t_len, b, i)
+        if ctx.needs_input_grad[1]:
+            grads[1] = carry
+        if ctx.needs_input_grad[2]:
+            grads[2] = torch.bmm(gi_c.transpose(1, 2), packed.to(compute)).to(w_ih.dtype)
+        if ctx.needs_input_grad[3]:
+            grads[3] = torch.bmm(gh_c.transpose(1, 2), previous.to(compute)).to(w_hh.dtype)
+        if ctx.needs_input_grad[4]:
+            grads[4] = grad_gi.sum(1)
+        if ctx.needs_input_grad[5]:
+            grads[5] = grad_gh.sum(1)
+        return tuple(grads)
+
+
+def _packing_index(sizes: list[int], b: int, device: torch.device) -> torch.Tensor | None:
+    """Flat (t * B + row) indices of the positions that run, step by step; None
+    when every row runs every step.
+    """
+    if all(m == b for m in sizes):
+        return None
+    return torch.cat([torch.arange(t * b, t * b + m, device=device) for t, m in enumerate(sizes)])
+
+
+def _weights(gru: nn.GRU, layer: int, directions: int) -> list[torch.Tensor]:
+    """(D, ...) stacks of layer `layer`'s w_ih, w_hh, b_ih, b_hh over its directions."""
+    suffixes = ["", "_reverse"][:directions]
+    return [
+        torch.stack([getattr(gru, f"{name}_l{layer}{suffix}") for suffix in suffixes])
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
+
+
+def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverses each row's first `lengths[b]` steps of time-major `x` (T, B, ...);
+    the padding after them stays in place. Its own inverse.
+    """
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    ends = lengths.to(x.device).unsqueeze(0)
+    index = torch.where(steps < ends, ends - 1 - steps, steps)
+    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, index)
+
+
+def run_gru(
+    gru: nn.GRU,
+    x: torch.Tensor,
+    hidden: torch.Tensor | None = None,
+    lengths: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Runs batch-first `gru` like `gru(pack(x, lengths), hidden)` then unpacking.
+
+    Args:
+        x: (B, T, I).
+        hidden: (L * D, B, H) initial state; None is zeros.
+        lengths: (B,) real lengths, each at least 1; None means all T.
+
+    Returns:
+        outputs (B, T, D * H), zero past each length, and the final hidden
+        (L * D, B, H), each row's state at its own last real step.
+    """
+    if x.is_cuda:
+        return _run_module(gru, x, hidden, lengths)
+    directions = 2 if gru.bidirectional else 1
+    compute = x.dtype
+    if torch.is_autocast_enabled("cpu"):
+        compute, x = torch.get_autocast_dtype("cpu"), x.float()
+    b, t_len, _ = x.shape
+    if hidden is None:
+        hidden = x.new_zeros(gru.num_layers * directions, b, gru.hidden_size)
+    hidden = hidden.to(x.dtype)
+    if lengths is None:
+        return _run_sorted(gru, x, hidden, None, [b] * t_len, compute)
+    # Rows longest first, so the rows still running at step t are a prefix
+    # (what packing does): a step costs what its real tokens cost.
+    lengths = lengths.to(x.device)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    ranked = lengths[order]
+    counts = torch.bincount(ranked, minlength=t_len + 1).tolist()
+    sizes = []
+    running = b
+    for t in range(t_len):
+        running -= counts[t]
+        sizes.append(running)
+    if bool((order == torch.arange(b, device=x.device)).all()):
+        return _run_sorted(gru, x, hidden, ranked, sizes, compute)
+    outputs, final = _run_sorted(gru, x[order], hidden[:, order], ranked, sizes, compute)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(b, device=x.device)
+    return outputs[inverse], final[:, inverse]
+
+
+def _run_sorted(
+    gru: nn.GRU,
+    x: torch.Tensor,
+    hidden: torch.Tensor,
+    lengths: torch.Tensor | None,
+    sizes: list[int],
+    compute: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`run_gru` over rows sorted longest first; `sizes[t]` rows run at step t."""
+    directions = 2 if gru.bidirectional else 1
+    b, h = x.shape[0], gru.hidden_size
+    last = None
+    if lengths is not None:
+        last = (lengths - 1).view(1, 1, b, 1).expand(directions, 1, b, h)
+    layer_input = x.transpose(0, 1)
+    finals = []
+    for layer in range(gru.num_layers):
+        if directions == 2:
+            backward_input = (
+                layer_input.flip(0) if lengths is None else reverse_within(layer_input, lengths)
+            )
+            stacked = torch.stack([layer_input, backward_input])
+        else:
+            stacked = layer_input.unsqueeze(0)
+        h0 = hidden[layer * directions : (layer + 1) * directions]
+        weights = _weights(gru, layer, directions)
+        out = _GRULayer.apply(stacked, h0, *weights, compute, sizes)  # type: ignore[no-untyped-call]
+        finals.append(out[:, -1] if last is None else out.gather(1, last).squeeze(1))
+        if directions == 2:
+            back = out[1].flip(0) if lengths is None else reverse_within(out[1], lengths)
+            layer_output = torch.cat([out[0], back], dim=-1)
+        else:
+            layer_output = out[0]
+        if layer + 1 < gru.num_layers and gru.dropout and gru.training:
+            layer_output = dropout(layer_output, gru.dropout, training=True)
+        layer_input = layer_output
+    return layer_input.transpose(0, 1), torch.cat(finals)
+
+def _run_module(
+    gru: nn.GRU,
+    x: torch.Tensor,
+    hidden: torch.Tensor | None,
+    lengths: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if lengths is None:
+        result: tuple[torch.Tensor, torch.Tensor] = gru(x, hidden)
+        return result
+    packed = nn.utils.rnn.pack_padded_sequence(
+        x, lengths.cpu(), batch_first=True, enforce_sorted=False
+    )
+    outputs, final = gru(packed, hidden)
+    outputs, _ = nn.utils.rnn.pad_packed_sequence(
+        outputs, batch_first=True, total_length=x.shape[1]
+    )
+    return outputs, final
