@@ -69,5 +69,6 @@ def _tutorial_step(
     weights = F.softmax(energy, dim=1).unsqueeze(1)
     context = weights.bmm(memory.outputs)
     concat_input = torch.cat((rnn_output.squeeze(1), context.squeeze(1)), 1)
-    concat_output = torch.tanh(decoder.combine(concat_input) + memory.state)
+    # `memory.state` holds the `concat` layer's bias and the conversation-state term.
+    concat_output = torch.tanh(F.linear(concat_input, decoder.combine.weight) + memory.state)
     return decoder.logits(concat_output), hidden

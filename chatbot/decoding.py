@@ -461,21 +461,28 @@ def _token_by_token(
     active = torch.arange(b, device=device)
     rows = list(range(b))
     token = torch.full((b,), search.bos_id, dtype=torch.long, device=device)
-    history = torch.zeros(b, 0, dtype=torch.long, device=device)
+    replies = torch.zeros(b, config.max_length, dtype=torch.long, device=device)
     finished = [False] * b
     blocking = config.no_repeat_ngram or config.block_user_ngrams
     bans = NgramBans(user, search, config) if blocking else None
+    # Argmax over log-probs that were only banned (-inf), never rescaled: the
+    # chosen value is the token's raw log-prob, so the max gives both.
+    exact_max = choose is argmax_tokens and config.repetition_penalty == 1.0
     steps: list[tuple[torch.Tensor, ...]] = []
     for t in range(config.max_length):
         logits, hidden, weights = step(token, hidden, memory)
         logprobs = logits.float().log_softmax(dim=1)
+        history = replies[:, :t]
         allowed = constrain_(
             _penalisable(logits, logprobs, config), history, search, config, user, bans, rows
         )
-        token = choose(allowed, None if uniforms is None else uniforms[active, t], config)
-        raw = logprobs.gather(1, token.unsqueeze(1)).squeeze(1)
+        if exact_max:
+            raw, token = allowed.max(dim=1)
+        else:
+            token = choose(allowed, None if uniforms is None else uniforms[active, t], config)
+            raw = logprobs.gather(1, token.unsqueeze(1)).squeeze(1)
         steps.append((active, token, raw, weights))
-        history = torch.cat([history, token.unsqueeze(1)], dim=1)
+        replies[:, t] = token
         chosen = token.tolist()
         if bans is not None:
             bans.push(rows, chosen)
@@ -488,7 +495,7 @@ def _token_by_token(
         if done and done >= COMPACT_FRACTION * len(finished):
             left = [i for i, ended in enumerate(finished) if not ended]
             keep = torch.tensor(left, device=device)
-            active, token, history, user = active[keep], token[keep], history[keep], user[keep]
+            active, token, replies, user = active[keep], token[keep], replies[keep], user[keep]
             hidden, memory = hidden[:, keep], memory.select(keep)
             rows, finished = [rows[i] for i in left], [False] * len(left)
     return _hypotheses(steps, search, config)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -11,20 +12,30 @@ from torch import nn
 from chatbot.config import Attention
 from chatbot.model.attention import LuongAttention
 from chatbot.model.dropout import Dropout
-from chatbot.model.gru import run_gru
+from chatbot.model.gru import gru_gates, run_gru
+
+NEG_INF = float("-inf")
 
 
-class Memory(NamedTuple):
+@dataclass(frozen=True, eq=False)
+class Memory:
     """What the decoder conditions on, one user utterance per batch row.
 
     outputs: (B, S, H) encoder outputs; keys: (B, S, H); mask: (B, S) bool;
-    state: (B, H) the conversation state's contribution to every output step.
+    state: (B, H) what every output step adds before its tanh: the conversation
+    state's contribution and the combining layer's bias. `bias` (B, 1, S) is
+    derived from `mask`: 0 at real positions, -inf at padding (added to scores).
     """
 
     outputs: torch.Tensor
     keys: torch.Tensor
     mask: torch.Tensor
     state: torch.Tensor
+    bias: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        bias = torch.zeros(self.mask.shape, dtype=self.outputs.dtype, device=self.mask.device)
+        object.__setattr__(self, "bias", bias.masked_fill_(~self.mask, NEG_INF).unsqueeze(1))
 
     def select(self, index: torch.Tensor) -> Memory:
         """Rows `index` (e.g. to expand for beam search or to drop finished rows)."""
@@ -60,10 +71,13 @@ class Decoder(nn.Module):
         self.combine = nn.Linear(2 * hidden_size, hidden_size)
         self.state_proj = nn.Linear(context_size, hidden_size, bias=False)
         self.out_proj = nn.Linear(hidden_size, embedding.embedding_dim)
+        self._gates = torch.empty(0)
+        self._gates_key: tuple[object, ...] = ()
 
     def prepare(self, outputs: torch.Tensor, mask: torch.Tensor, state: torch.Tensor) -> Memory:
         """Memory for encoder `outputs` (B, S, H), `mask` (B, S) and conversation `state` (B, C)."""
-        return Memory(outputs, self.attention.prepare(outputs), mask, self.state_proj(state))
+        offset = self.state_proj(state) + self.combine.bias
+        return Memory(outputs, self.attention.prepare(outputs), mask, offset)
 
     def forward(
         self,
@@ -94,11 +108,30 @@ class Decoder(nn.Module):
         context, weights = self.attention(states, memory.keys, memory.outputs, memory.mask)
         state = memory.state.unsqueeze(1)
         if at is not None:
-            states, context = states[at], context[at]
-            state = state.expand(-1, at.shape[1], -1)[at]
-        mixed = self.combine(torch.cat([states, context], dim=-1)) + state
+            # index_select, not boolean indexing: its backward is an index_add,
+            # where a mask's is a much slower accumulating index_put.
+            where = at.reshape(-1).nonzero().squeeze(1)
+            states = states.reshape(-1, states.shape[-1]).index_select(0, where)
+            context = context.reshape(-1, context.shape[-1]).index_select(0, where)
+            rows = torch.div(where, at.shape[1], rounding_mode="floor")
+            state = memory.state.index_select(0, rows)
+        mixed = F.linear(torch.cat([states, context], dim=-1), self.combine.weight) + state
         features = torch.tanh(mixed)
         return self.dropout(features), hidden, weights
+
+    def input_gates(self) -> torch.Tensor:
+        """(V, 3H) the first GRU layer's input gates of every token,
+        `embedding @ W_ih^T + b_ih`, kept until those weights change.
+        """
+        embedding = self.embedding.weight
+        w_ih = cast(torch.Tensor, self.gru.weight_ih_l0)
+        b_ih = cast(torch.Tensor, self.gru.bias_ih_l0)
+        key = tuple((w._version, w.data_ptr()) for w in (embedding, w_ih, b_ih))
+        if self._gates_key != key:
+            with torch.no_grad():
+                self._gates = F.linear(embedding, w_ih, b_ih)
+            self._gates_key = key
+        return self._gates
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """(..., H) features -> (..., V) logits through the tied embedding."""
@@ -120,28 +153,31 @@ class Decoder(nn.Module):
         if self.training:
             features, hidden, weights = self.forward(token.unsqueeze(1), hidden, memory)
             return self.logits(features.squeeze(1)), hidden, weights.squeeze(1)
-        # Inference: the same computation as `forward` for one token, with GRU
-        # cells and functional calls, which cost less per step than `nn.GRU` over
-        # a sequence of one and the module machinery (search runs this per token).
-        state = F.embedding(token, self.embedding.weight)
-        layers = []
-        for layer in range(self.gru.num_layers):
-            state = torch.gru_cell(
-                state,
-                hidden[layer],
-                getattr(self.gru, f"weight_ih_l{layer}"),
-                getattr(self.gru, f"weight_hh_l{layer}"),
-                getattr(self.gru, f"bias_ih_l{layer}"),
-                getattr(self.gru, f"bias_hh_l{layer}"),
+        # Inference: the same computation as `forward` for one token, with
+        # functional calls, which cost less per step than `nn.GRU` over a
+        # sequence of one and the module machinery (search runs this per token).
+        # The first layer's input gates are looked up per token (`input_gates`).
+        gates = F.embedding(token, self.input_gates())
+        gru = self.gru
+        layers: list[torch.Tensor] = []
+        for layer in range(gru.num_layers):
+            if layers:
+                w_ih, b_ih = getattr(gru, f"weight_ih_l{layer}"), getattr(gru, f"bias_ih_l{layer}")
+                gates = F.linear(layers[-1], w_ih, b_ih)
+            w_hh, b_hh = getattr(gru, f"weight_hh_l{layer}"), getattr(gru, f"bias_hh_l{layer}")
+            layers.append(gru_gates(gates, F.linear(hidden[layer], w_hh, b_hh), hidden[layer]))
+        state = layers[-1]
+        if self.attention.kind == "concat":
+            context, weights = self.attention(
+                state.unsqueeze(1), memory.keys, memory.outputs, memory.mask
             )
-            layers.append(state)
-        context, weights = self.attention(
-            state.unsqueeze(1), memory.keys, memory.outputs, memory.mask
-        )
-        mixed = F.linear(
-            torch.cat([state, context.squeeze(1)], dim=-1), self.combine.weight, self.combine.bias
-        )
-        features = torch.tanh(mixed + memory.state)
+        else:
+            scores = torch.baddbmm(memory.bias, state.unsqueeze(1), memory.keys.transpose(1, 2))
+            weights = scores.softmax(dim=-1)
+            context = torch.bmm(weights, memory.outputs)
+        mixed = torch.cat([state, context.squeeze(1)], dim=-1)
+        features = torch.addmm(memory.state, mixed, self.combine.weight.t()).tanh_()
         projected = F.linear(features, self.out_proj.weight, self.out_proj.bias)
         logits = F.linear(projected, self.embedding.weight)
-        return logits, torch.stack(layers), weights.squeeze(1)
+        stacked = layers[0].unsqueeze(0) if len(layers) == 1 else torch.stack(layers)
+        return logits, stacked, weights.squeeze(1)

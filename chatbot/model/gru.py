@@ -9,7 +9,8 @@ over all steps. Directions run side by side as a leading dimension, so a
 bidirectional layer costs one batched matmul per step.
 
 The parameters stay those of an `nn.GRU` (same names and shapes), so models
-load either way; on CUDA, `nn.GRU` (cuDNN) is faster and is used instead.
+load either way. On CUDA (cuDNN), and on CPU when no gradient is recorded,
+`nn.GRU` is faster and is used instead.
 Same equations as `nn.GRU`:
 
     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
@@ -56,8 +57,7 @@ class _GRULayer(torch.autograd.Function):
         d, t_len, b, i = x.shape
         h = h0.shape[-1]
         index = _packing_index(sizes, b, x.device)
-        flat = x.reshape(d, t_len * b, i)
-        packed = flat if index is None else flat.index_select(1, index)
+        packed = x.reshape(d, t_len * b, i) if index is None else x[:, index[0], index[1]]
         if compute == x.dtype:
             gi = torch.baddbmm(b_ih.unsqueeze(1), packed, w_ih.transpose(1, 2))
         else:
@@ -87,18 +87,17 @@ class _GRULayer(torch.autograd.Function):
             torch.lerp(n.tanh_(), state, rz[..., h:], out=states[:, t + 1, :m])
             start = end
         ctx.compute, ctx.sizes, ctx.x_shape = compute, sizes, x.shape
-        ctx.save_for_backward(packed, w_ih, w_hh, states, gates, news, hiddens, index)
+        ctx.save_for_backward(packed, w_ih, w_hh, states, gates, news, hiddens, *(index or ()))
         return states[:, 1:]
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        packed, w_ih, w_hh, states, rz, n, hiddens, index = ctx.saved_tensors
+        packed, w_ih, w_hh, states, rz, n, hiddens, *index = ctx.saved_tensors
         compute: torch.dtype = ctx.compute
         d, t_len, b, i = ctx.x_shape
         h = states.shape[-1]
-        previous = states[:, :-1].reshape(d, t_len * b, h)
-        if index is not None:
-            previous = previous.index_select(1, index)
+        before = states[:, :-1]
+        previous = before[:, index[0], index[1]] if index else before.reshape(d, t_len * b, h)
         ghn = hiddens[..., 2 * h :]
         r, z = rz[..., :h], rz[..., h:]
         # Factors that do not depend on the incoming gradient, for all steps at once.
@@ -131,9 +130,12 @@ class _GRULayer(torch.autograd.Function):
         grads: list[torch.Tensor | None] = [None] * 8
         if ctx.needs_input_grad[0]:
             grad_x = torch.bmm(gi_c, w_ih.to(compute)).to(packed.dtype)
-            if index is not None:
-                grad_x = grad_x.new_zeros(d, t_len * b, i).index_copy_(1, index, grad_x)
-            grads[0] = grad_x.view(d, t_len, b, i)
+            if index:
+                spread = grad_x.new_zeros(d, t_len, b, i)
+                spread[:, index[0], index[1]] = grad_x
+                grads[0] = spread
+            else:
+                grads[0] = grad_x.view(d, t_len, b, i)
         if ctx.needs_input_grad[1]:
             grads[1] = carry
         if ctx.needs_input_grad[2]:
@@ -147,13 +149,29 @@ class _GRULayer(torch.autograd.Function):
         return tuple(grads)
 
 
-def _packing_index(sizes: list[int], b: int, device: torch.device) -> torch.Tensor | None:
-    """Flat (t * B + row) indices of the positions that run, step by step; None
-    when every row runs every step.
+def _packing_index(
+    sizes: list[int], b: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(steps, rows) of the positions that run, step by step; None when every
+    row runs every step.
     """
     if all(m == b for m in sizes):
         return None
-    return torch.cat([torch.arange(t * b, t * b + m, device=device) for t, m in enumerate(sizes)])
+    counts = torch.tensor(sizes, device=device)
+    steps = torch.arange(len(sizes), device=device).repeat_interleave(counts)
+    rows = torch.cat([torch.arange(m, device=device) for m in sizes])
+    return steps, rows
+
+
+def gru_gates(gi: torch.Tensor, gh: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """One GRU step from its input gates `gi` (B, 3H) = W_ih x + b_ih, hidden
+    gates `gh` (B, 3H) = W_hh h + b_hh and `hidden` h (B, H): the new hidden.
+    """
+    h = hidden.shape[-1]
+    gi_rz, gi_n = torch.split(gi, [2 * h, h], dim=1)
+    gh_rz, gh_n = torch.split(gh, [2 * h, h], dim=1)
+    r, z = torch.sigmoid(gi_rz + gh_rz).chunk(2, dim=1)
+    return torch.lerp(torch.addcmul(gi_n, r, gh_n).tanh_(), hidden, z)
 
 
 def _weights(gru: nn.GRU, layer: int, directions: int) -> list[torch.Tensor]:
@@ -193,7 +211,8 @@ def run_gru(
         outputs (B, T, D * H), zero past each length, and the final hidden
         (L * D, B, H), each row's state at its own last real step.
     """
-    if x.is_cuda:
+    if x.is_cuda or not (torch.is_grad_enabled() or torch.is_autocast_enabled("cpu")):
+        # cuDNN, and inference on CPU: `nn.GRU` is faster when nothing is kept for a backward.
         return _run_module(gru, x, hidden, lengths)
     directions = 2 if gru.bidirectional else 1
     compute = x.dtype
@@ -268,7 +287,7 @@ def _run_module(
     hidden: torch.Tensor | None,
     lengths: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    if lengths is None:
+    if lengths is None or int(lengths.min()) == x.shape[1]:
         result: tuple[torch.Tensor, torch.Tensor] = gru(x, hidden)
         return result
     packed = nn.utils.rnn.pack_padded_sequence(

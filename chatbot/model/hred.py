@@ -126,14 +126,13 @@ class HRED(nn.Module):
         source_lengths = lengths[:, : k - 1].reshape(-1)[rows]
         sources = sources[:, : int(source_lengths.max())]
         outputs, mask, encoded = self.encode(sources, source_lengths)
-        vectors = encoded.new_zeros(b * (k - 1), encoded.shape[-1])
-        vectors[rows] = encoded
+        vectors = encoded.new_zeros(b * (k - 1), encoded.shape[-1]).index_copy(0, rows, encoded)
         if stateless:
             state = self.update_state(encoded, self.initial_state(len(rows)))
         else:
             initial = self.initial_state(b).unsqueeze(0)
             states, _ = run_gru(self.context, vectors.view(b, k - 1, -1), initial)
-            state = states.reshape(b * (k - 1), -1)[rows]
+            state = states.reshape(b * (k - 1), -1).index_select(0, rows)
         targets = dec_out.reshape(b * (k - 1), -1)[rows]
         inputs = dec_in.reshape(b * (k - 1), -1)[rows]
         width = int((targets != self.pad_id).sum(1).max())

@@ -124,24 +124,29 @@ def test_state_enters_every_output_step() -> None:
     assert torch.all((features - other_features).abs().amax(-1) > 1e-4)
     states, _ = decoder.gru(decoder.embedding(tokens), hidden)
     context = weights @ memory.outputs
-    mixed = decoder.combine(torch.cat([states, context], -1)) + memory.state.unsqueeze(1)
-    expected = torch.tanh(mixed)
+    # `memory.state` carries the combining layer's bias with the state term.
+    combined = decoder.combine(torch.cat([states, context], -1)) - decoder.combine.bias
+    expected = torch.tanh(combined + memory.state.unsqueeze(1))
     torch.testing.assert_close(features, expected, rtol=0, atol=1e-6)
 
 
 def test_prepare_and_select() -> None:
     decoder = _decoder("general", 1)
     outputs = torch.randn(3, 6, HIDDEN)
-    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask = torch.arange(6) < torch.tensor([[6], [2], [4]])
     state = torch.randn(3, CONTEXT)
     memory = decoder.prepare(outputs, mask, state)
     torch.testing.assert_close(memory.keys, decoder.attention.key(outputs))
-    torch.testing.assert_close(memory.state, state @ decoder.state_proj.weight.T)
+    expected = state @ decoder.state_proj.weight.T + decoder.combine.bias
+    torch.testing.assert_close(memory.state, expected)
+    assert memory.bias.shape == (3, 1, 6)
+    assert memory.bias[1, 0].tolist() == [0.0, 0.0] + [float("-inf")] * 4
     picked = memory.select(torch.tensor([2, 2, 0]))
     assert picked.outputs.shape == (3, 6, HIDDEN)
     assert torch.equal(picked.outputs[0], outputs[2])
     assert torch.equal(picked.keys[2], memory.keys[0])
     assert torch.equal(picked.state[1], memory.state[2])
+    assert torch.equal(picked.bias[0], memory.bias[2])
 
 
 def test_dropout_is_active_only_in_training() -> None:
