@@ -174,7 +174,7 @@ def run_trainer(name: str, config: Config, *, train: Sequence[EncodedConversatio
             optimizer.zero_grad(set_to_none=True)
             loss.mean.backward()
             clock.lap("backward")
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip, foreach=True)
             optimizer.step()
             loss_sum += float(loss.total.detach())
             result.target_tokens += loss.tokens

@@ -256,7 +256,7 @@ def train(
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.mean.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip, foreach=True)
             optimizer.step()
             tokens = _sum_across_ranks(loss.tokens, world, device)
             progress.step += 1

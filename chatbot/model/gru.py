@@ -100,10 +100,12 @@ class _GRULayer(torch.autograd.Function):
         previous = before[:, index[0], index[1]] if index else before.reshape(d, t_len * b, h)
         ghn = hiddens[..., 2 * h :]
         r, z = rz[..., :h], rz[..., h:]
-        # Factors that do not depend on the incoming gradient, for all steps at once.
-        to_n = (1 - z) * (1 - n * n)
-        to_z = (previous - n) * z * (1 - z)
-        to_r = ghn * r * (1 - r)
+        # Factors that do not depend on the incoming gradient, for all steps at once:
+        # to_n = (1 - z)(1 - n^2), to_z = (h - n) z (1 - z), to_r = ghn r (1 - r).
+        keep = 1 - z
+        to_n = torch.addcmul(keep, keep, n * n, value=-1)
+        to_z = (previous - n).mul_(keep).mul_(z)
+        to_r = torch.addcmul(r, r, r, value=-1).mul_(ghn)
         grad_gh = torch.empty_like(hiddens)
         grad_n = torch.empty_like(n)
         w_hh_c = w_hh.to(compute)
@@ -124,43 +126,48 @@ class _GRULayer(torch.autograd.Function):
             else:
                 torch.add(torch.bmm(step.to(compute), w_hh_c), kept, out=carry[:, :m])
             end = start
-        grad_gi = grad_gh.clone()
-        grad_gi[..., 2 * h :] = grad_n
-        gi_c, gh_c = grad_gi.to(compute), grad_gh.to(compute)
+        # The input gates' gradient is the hidden gates' one, but for its n part
+        # (grad_n): the matmuls take the two parts as views, without a merged copy.
+        gh_c, n_c = grad_gh.to(compute), grad_n.to(compute)
+        rz_c = gh_c[..., : 2 * h]
         grads: list[torch.Tensor | None] = [None] * 8
         if ctx.needs_input_grad[0]:
-            grad_x = torch.bmm(gi_c, w_ih.to(compute)).to(packed.dtype)
+            w = w_ih.to(compute)
+            grad_x = torch.bmm(rz_c, w[:, : 2 * h]).add_(torch.bmm(n_c, w[:, 2 * h :]))
+            grad_x = grad_x.to(packed.dtype)
             if index:
-                spread = grad_x.new_zeros(d, t_len, b, i)
-                spread[:, index[0], index[1]] = grad_x
-                grads[0] = spread
+                spread = grad_x.new_zeros(d, t_len * b, i).index_copy_(1, index[2], grad_x)
+                grads[0] = spread.view(d, t_len, b, i)
             else:
                 grads[0] = grad_x.view(d, t_len, b, i)
         if ctx.needs_input_grad[1]:
             grads[1] = carry
         if ctx.needs_input_grad[2]:
-            grads[2] = torch.bmm(gi_c.transpose(1, 2), packed.to(compute)).to(w_ih.dtype)
+            inputs = packed.to(compute)
+            grad_w = torch.cat([rz_c.transpose(1, 2) @ inputs, n_c.transpose(1, 2) @ inputs], 1)
+            grads[2] = grad_w.to(w_ih.dtype)
         if ctx.needs_input_grad[3]:
             grads[3] = torch.bmm(gh_c.transpose(1, 2), previous.to(compute)).to(w_hh.dtype)
+        hidden_sums = grad_gh.sum(1)
         if ctx.needs_input_grad[4]:
-            grads[4] = grad_gi.sum(1)
+            grads[4] = torch.cat([hidden_sums[:, : 2 * h], grad_n.sum(1)], 1)
         if ctx.needs_input_grad[5]:
-            grads[5] = grad_gh.sum(1)
+            grads[5] = hidden_sums
         return tuple(grads)
 
 
 def _packing_index(
     sizes: list[int], b: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(steps, rows) of the positions that run, step by step; None when every
-    row runs every step.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(steps, rows, steps * B + rows) of the positions that run, step by step;
+    None when every row runs every step.
     """
     if all(m == b for m in sizes):
         return None
     counts = torch.tensor(sizes, device=device)
     steps = torch.arange(len(sizes), device=device).repeat_interleave(counts)
     rows = torch.cat([torch.arange(m, device=device) for m in sizes])
-    return steps, rows
+    return steps, rows, steps * b + rows
 
 
 def gru_gates(gi: torch.Tensor, gh: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
