@@ -15,6 +15,8 @@ from chatbot.model.dropout import Dropout
 from chatbot.model.gru import gru_gates, run_gru
 
 NEG_INF = float("-inf")
+EMPTY = torch.empty(0)
+"""Stands for a `Memory.bias` to derive from the mask."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,15 +33,22 @@ class Memory:
     keys: torch.Tensor
     mask: torch.Tensor
     state: torch.Tensor
-    bias: torch.Tensor = field(init=False, repr=False)
+    bias: torch.Tensor = field(default=EMPTY, repr=False)
 
     def __post_init__(self) -> None:
-        bias = torch.zeros(self.mask.shape, dtype=self.outputs.dtype, device=self.mask.device)
-        object.__setattr__(self, "bias", bias.masked_fill_(~self.mask, NEG_INF).unsqueeze(1))
+        if self.bias is EMPTY:
+            bias = torch.zeros(self.mask.shape, dtype=self.outputs.dtype, device=self.mask.device)
+            object.__setattr__(self, "bias", bias.masked_fill_(~self.mask, NEG_INF).unsqueeze(1))
 
     def select(self, index: torch.Tensor) -> Memory:
         """Rows `index` (e.g. to expand for beam search or to drop finished rows)."""
-        return Memory(self.outputs[index], self.keys[index], self.mask[index], self.state[index])
+        return Memory(
+            self.outputs[index],
+            self.keys[index],
+            self.mask[index],
+            self.state[index],
+            self.bias[index],
+        )
 
 
 class Decoder(nn.Module):
@@ -126,7 +135,14 @@ class Decoder(nn.Module):
         embedding = self.embedding.weight
         w_ih = cast(torch.Tensor, self.gru.weight_ih_l0)
         b_ih = cast(torch.Tensor, self.gru.bias_ih_l0)
-        key = tuple((w._version, w.data_ptr()) for w in (embedding, w_ih, b_ih))
+        key = (
+            embedding._version,
+            w_ih._version,
+            b_ih._version,
+            embedding.data_ptr(),
+            w_ih.data_ptr(),
+            b_ih.data_ptr(),
+        )
         if self._gates_key != key:
             with torch.no_grad():
                 self._gates = F.linear(embedding, w_ih, b_ih)

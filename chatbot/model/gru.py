@@ -175,8 +175,8 @@ def gru_gates(gi: torch.Tensor, gh: torch.Tensor, hidden: torch.Tensor) -> torch
     gates `gh` (B, 3H) = W_hh h + b_hh and `hidden` h (B, H): the new hidden.
     """
     h = hidden.shape[-1]
-    gi_rz, gi_n = torch.split(gi, [2 * h, h], dim=1)
-    gh_rz, gh_n = torch.split(gh, [2 * h, h], dim=1)
+    gi_rz, gi_n = gi.split_with_sizes([2 * h, h], dim=1)
+    gh_rz, gh_n = gh.split_with_sizes([2 * h, h], dim=1)
     r, z = torch.sigmoid(gi_rz + gh_rz).chunk(2, dim=1)
     return torch.lerp(torch.addcmul(gi_n, r, gh_n).tanh_(), hidden, z)
 

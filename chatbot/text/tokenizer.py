@@ -99,7 +99,8 @@ class Tokenizer:
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         """Readable text of each token separately (for attention displays)."""
-        return [self.decode([i]) if i > self.sep_id else "" for i in ids]
+        pieces = self._backend.decode_batch([[int(i)] for i in ids])
+        return [str(piece) if i > self.sep_id else "" for i, piece in zip(ids, pieces, strict=True)]
 
 
 def _clean(text: str) -> str:

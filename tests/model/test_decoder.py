@@ -65,6 +65,28 @@ def test_one_call_equals_step_loop(kind: Attention, num_layers: int) -> None:
     assert (weights - torch.stack(step_weights, dim=1)).abs().max() <= 1e-5
 
 
+def test_step_follows_weights_changed_in_place() -> None:
+    """The step's cached first-layer input gates are rebuilt when the embedding
+    or the GRU's input weights change (an optimizer step, `load_state_dict`)."""
+    decoder = _decoder("general", 2)
+    memory = _memory(decoder)
+    hidden = torch.randn(2, 3, HIDDEN)
+    token = torch.tensor([4, 9, 17])
+    before, _, _ = decoder.step(token, hidden, memory)
+    for weight in (decoder.embedding.weight, decoder.gru.weight_ih_l0, decoder.gru.bias_ih_l0):
+        with torch.no_grad():
+            weight.mul_(1.5)
+        stepped, _, _ = decoder.step(token, hidden, memory)
+        features, _, _ = decoder(token.unsqueeze(1), hidden, memory)
+        torch.testing.assert_close(stepped, decoder.logits(features).squeeze(1), rtol=0, atol=1e-5)
+        assert (stepped - before).abs().max() > 1e-3
+        before = stepped
+    decoder.load_state_dict(_decoder("general", 2).state_dict())
+    stepped, _, _ = decoder.step(token, hidden, memory)
+    features, _, _ = decoder(token.unsqueeze(1), hidden, memory)
+    torch.testing.assert_close(stepped, decoder.logits(features).squeeze(1), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize(("kind", "num_layers"), CASES)
 def test_extra_padding_changes_no_log_prob(kind: Attention, num_layers: int) -> None:
     decoder = _decoder(kind, num_layers)

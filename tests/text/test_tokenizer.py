@@ -160,3 +160,11 @@ def test_load_missing_and_non_utf8(tmp_path: Path) -> None:
     bad.write_bytes(b'{"a": "\xff"}')
     with pytest.raises(FormatError, match=r"bad\.json: not UTF-8 text \(byte 7\)$"):
         Tokenizer.load(bad)
+
+
+def test_token_strings_decode_each_token_alone(tokenizer: Tokenizer) -> None:
+    ids = [*tokenizer.encode("héllo wörld 🙂, how are you?"), 0, 1, 2, 3]
+    one_by_one = [tokenizer.decode([i]) if i > tokenizer.sep_id else "" for i in ids]
+    assert tokenizer.token_strings(ids) == one_by_one
+    assert one_by_one[-4:] == ["", "", "", ""]
+    assert "\ufffd" in one_by_one  # a multi-byte character split across tokens
