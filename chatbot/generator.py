@@ -274,8 +274,11 @@ class Generator:
             flags=degenerate_flags(text, user_text, previous),
             tokens=tuple(self.tokenizer.token_strings(best.tokens)),
             user_tokens=(*self.tokenizer.token_strings(user_ids), EOS_TEXT),
-            attention=tuple(tuple(row) for row in best.attention[:, :columns].tolist()),
-            n_best=tuple((self.tokenizer.decode(h.tokens).strip(), h.score) for h in hyps),
+            attention=tuple(map(tuple, best.attention[:, :columns].tolist())),
+            n_best=(
+                (text, best.score),
+                *((self.tokenizer.decode(h.tokens).strip(), h.score) for h in hyps[1:]),
+            ),
             token_ids=best.tokens,
         )
 

@@ -86,7 +86,14 @@ class Decoder(nn.Module):
     def prepare(self, outputs: torch.Tensor, mask: torch.Tensor, state: torch.Tensor) -> Memory:
         """Memory for encoder `outputs` (B, S, H), `mask` (B, S) and conversation `state` (B, C)."""
         offset = self.state_proj(state) + self.combine.bias
-        return Memory(outputs, self.attention.prepare(outputs), mask, offset)
+        if self.attention.kind == "dot" or bool(mask.all()):
+            return Memory(outputs, self.attention.prepare(outputs), mask, offset)
+        # Keys of real positions only (padding is masked anyway).
+        where = mask.reshape(-1).nonzero().squeeze(1)
+        flat = outputs.reshape(-1, outputs.shape[-1])
+        keys = self.attention.prepare(flat.index_select(0, where))
+        keys = keys.new_zeros(flat.shape[0], keys.shape[-1]).index_copy(0, where, keys)
+        return Memory(outputs, keys.view(*outputs.shape[:2], -1), mask, offset)
 
     def forward(
         self,

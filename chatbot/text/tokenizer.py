@@ -27,6 +27,7 @@ class Tokenizer:
         # Text such as "<eos>" is encoded as ordinary characters, never as a special id.
         backend.encode_special_tokens = True
         self._backend = backend
+        self._pieces: dict[int, str] = {}
         ids = [backend.token_to_id(token) for token in SPECIAL_TOKENS]
         if ids != [0, 1, 2, 3]:
             raise FormatError(path, f"special tokens must be ids 0-3, got {ids}")
@@ -99,8 +100,14 @@ class Tokenizer:
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         """Readable text of each token separately (for attention displays)."""
-        pieces = self._backend.decode_batch([[int(i)] for i in ids])
-        return [str(piece) if i > self.sep_id else "" for i, piece in zip(ids, pieces, strict=True)]
+        pieces = self._pieces
+        strings = []
+        for i in ids:
+            piece = pieces.get(i)
+            if piece is None:
+                piece = pieces[i] = self.decode([i]) if i > self.sep_id else ""
+            strings.append(piece)
+        return strings
 
 
 def _clean(text: str) -> str:

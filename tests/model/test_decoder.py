@@ -158,7 +158,9 @@ def test_prepare_and_select() -> None:
     mask = torch.arange(6) < torch.tensor([[6], [2], [4]])
     state = torch.randn(3, CONTEXT)
     memory = decoder.prepare(outputs, mask, state)
-    torch.testing.assert_close(memory.keys, decoder.attention.key(outputs))
+    keys = decoder.attention.key(outputs)
+    torch.testing.assert_close(memory.keys[mask], keys[mask])
+    assert memory.keys[~mask].abs().sum().item() == 0.0  # padding gets no key
     expected = state @ decoder.state_proj.weight.T + decoder.combine.bias
     torch.testing.assert_close(memory.state, expected)
     assert memory.bias.shape == (3, 1, 6)
