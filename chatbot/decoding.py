@@ -495,8 +495,9 @@ def _token_by_token(
         if done and done >= COMPACT_FRACTION * len(finished):
             left = [i for i, ended in enumerate(finished) if not ended]
             keep = torch.tensor(left, device=device)
-            active, token, replies, user = active[keep], token[keep], replies[keep], user[keep]
-            hidden, memory = hidden[:, keep], memory.select(keep)
+            active, token = active.index_select(0, keep), token.index_select(0, keep)
+            replies, user = replies.index_select(0, keep), user.index_select(0, keep)
+            hidden, memory = hidden.index_select(1, keep), memory.select(keep)
             rows, finished = [rows[i] for i in left], [False] * len(left)
     return _hypotheses(steps, search, config)
 

@@ -43,11 +43,11 @@ class Memory:
     def select(self, index: torch.Tensor) -> Memory:
         """Rows `index` (e.g. to expand for beam search or to drop finished rows)."""
         return Memory(
-            self.outputs[index],
-            self.keys[index],
-            self.mask[index],
-            self.state[index],
-            self.bias[index],
+            self.outputs.index_select(0, index),
+            self.keys.index_select(0, index),
+            self.mask.index_select(0, index),
+            self.state.index_select(0, index),
+            self.bias.index_select(0, index),
         )
 
 
