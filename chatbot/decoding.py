@@ -321,13 +321,18 @@ class NgramBans:
         """(positions in `rows`, tokens): what each row may not emit next."""
         at: list[int] = []
         tokens: list[int] = []
-        for i, row in enumerate(rows):
-            reply = self.replies[row]
-            for n, followers in ((self.repeat, self.seen[row]), (self.copy, self.user[row])):
-                if n and len(reply) >= n - 1:
-                    ban = followers.get(tuple(reply[len(reply) - n + 1 :]), ())
-                    at.extend([i] * len(ban))
-                    tokens.extend(ban)
+        replies = self.replies
+        for n, tables in ((self.repeat, self.seen), (self.copy, self.user)):
+            if not n:
+                continue
+            k = n - 1
+            for i, row in enumerate(rows):
+                table, reply = tables[row], replies[row]
+                if table and len(reply) >= k:
+                    ban = table.get(tuple(reply[len(reply) - k :]))
+                    if ban:
+                        at.extend([i] * len(ban))
+                        tokens.extend(ban)
         return at, tokens
 
     def push(self, rows: Sequence[int], tokens: Sequence[int]) -> None:

@@ -330,5 +330,5 @@ def is_echo(said: Sequence[str], user: Sequence[str]) -> bool:
 
 
 def _contains(outer: Sequence[str], inner: Sequence[str]) -> bool:
-    n = len(inner)
-    return any(list(outer[i : i + n]) == list(inner) for i in range(len(outer) - n + 1))
+    """Whether `inner` is a run of consecutive words of `outer` (words have no spaces)."""
+    return not inner or f" {' '.join(inner)} " in f" {' '.join(outer)} "

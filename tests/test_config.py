@@ -49,7 +49,8 @@ def test_preset_values() -> None:
 
 
 def test_unknown_preset() -> None:
-    with pytest.raises(ConfigError, match=r"^unknown preset 'huge'; presets: default, default-ft, tiny$"):
+    expected = r"^unknown preset 'huge'; presets: default, default-ft, tiny$"
+    with pytest.raises(ConfigError, match=expected):
         Config.preset("huge")
 
 
@@ -190,7 +191,8 @@ def test_load_neither_preset_nor_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yml"
     with pytest.raises(ConfigError) as info:
         Config.load(str(missing))
-    assert str(info.value) == f"{str(missing)!r} is neither a preset (default, default-ft, tiny) nor a file"
+    presets = "default, default-ft, tiny"
+    assert str(info.value) == f"{str(missing)!r} is neither a preset ({presets}) nor a file"
 
 
 def test_to_dict_round_trips_through_from_json_dict() -> None:

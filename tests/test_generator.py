@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatbot.config import Config
 from chatbot.decoding import DecodeConfig, Strategy
@@ -14,6 +16,7 @@ from chatbot.generator import (
     Generator,
     NeuralState,
     StateError,
+    _contains,
     degenerate_flags,
 )
 from chatbot.model import HRED
@@ -344,3 +347,15 @@ def test_one_phrase_said_twice_in_a_long_reply_is_not_a_loop() -> None:
     reply = "I like to play piano, but I like to cook and I enjoy learning about music."
     assert degenerate_flags(reply, "what do you like to do?", None) == ()
     assert degenerate_flags("i am fine, i am fine", "how are you", None) == ("loop",)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b", "ab", "ba", "i'm"]), max_size=8),
+    st.lists(st.sampled_from(["a", "b", "ab", "ba", "i'm"]), max_size=4),
+)
+def test_contains_is_a_run_of_consecutive_words(outer: list[str], inner: list[str]) -> None:
+    """The joined-string search agrees with comparing every slice of `outer`."""
+    n = len(inner)
+    by_slices = any(outer[i : i + n] == inner for i in range(len(outer) - n + 1))
+    assert _contains(outer, inner) == by_slices

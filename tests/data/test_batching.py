@@ -120,7 +120,8 @@ def _hand_padding(batcher: WindowBatcher, plan: list[list[int]]) -> float:
     real = padded = 0
     for indices in plan:
         batch = batcher.collate([batcher.windows[i] for i in indices])
-        rows = batch.dec_out.reshape(-1, batch.dec_out.shape[-1])[batch.turn_mask[:, 1:].reshape(-1)]
+        answered = batch.turn_mask[:, 1:].reshape(-1)
+        rows = batch.dec_out.reshape(-1, batch.dec_out.shape[-1])[answered]
         lengths = (rows != PAD).sum(1)
         padded += len(rows) * int(lengths.max())
         real += int(lengths.sum())
