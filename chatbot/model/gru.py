@@ -234,6 +234,8 @@ def run_gru(
     # Rows longest first, so the rows still running at step t are a prefix
     # (what packing does): a step costs what its real tokens cost.
     lengths = lengths.to(x.device)
+    if lengths.numel() != b or int(lengths.min()) < 1 or int(lengths.max()) > t_len:
+        raise ValueError(f"lengths must be {b} values in [1, {t_len}], got {lengths.tolist()}")
     order = torch.argsort(lengths, descending=True, stable=True)
     ranked = lengths[order]
     counts = torch.bincount(ranked, minlength=t_len + 1).tolist()

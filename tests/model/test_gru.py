@@ -96,3 +96,10 @@ def test_bf16_autocast_stays_close_to_float32() -> None:
     torch.testing.assert_close(fast, exact, atol=3e-2, rtol=0)
     cosine = torch.cosine_similarity(x.grad.flatten(), exact_grad.flatten(), dim=0)
     assert cosine.item() > 0.999
+
+
+@pytest.mark.parametrize("lengths", [[6, 0, 1, 5], [7, 3, 1, 5], [6, 3, 1]])
+def test_lengths_out_of_range_are_refused(lengths: list[int]) -> None:
+    gru = nn.GRU(7, 5, 1, batch_first=True)
+    with pytest.raises(ValueError, match=r"lengths must be 4 values in \[1, 6\]"):
+        run_gru(gru, torch.randn(4, 6, 7), lengths=torch.tensor(lengths))
