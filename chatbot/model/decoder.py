@@ -179,9 +179,15 @@ class Decoder(nn.Module):
         # Inference: the same computation as `forward` for one token, with
         # functional calls, which cost less per step than `nn.GRU` over a
         # sequence of one and the module machinery (search runs this per token).
-        # The first layer's input gates are looked up per token (`input_gates`).
-        gates = F.embedding(token, self.input_gates())
+        # The first layer's input gates are looked up per token (`input_gates`),
+        # unless gradients are recorded: the cached table carries none.
         gru = self.gru
+        if torch.is_grad_enabled():
+            embedded = F.embedding(token, self.embedding.weight)
+            w_ih = cast(torch.Tensor, gru.weight_ih_l0)
+            gates = F.linear(embedded, w_ih, cast(torch.Tensor, gru.bias_ih_l0))
+        else:
+            gates = F.embedding(token, self.input_gates())
         layers: list[torch.Tensor] = []
         for layer in range(gru.num_layers):
             if layers:

@@ -43,8 +43,10 @@ def _log_probs(
     return F.log_softmax(decoder.logits(features), dim=-1)
 
 
+@pytest.mark.parametrize("recording", [True, False])
 @pytest.mark.parametrize(("kind", "num_layers"), CASES)
-def test_one_call_equals_step_loop(kind: Attention, num_layers: int) -> None:
+def test_one_call_equals_step_loop(kind: Attention, num_layers: int, recording: bool) -> None:
+    """Recording gradients or not (the step's gate-table path): the same log-probs."""
     decoder = _decoder(kind, num_layers)
     memory = _memory(decoder)
     hidden = torch.randn(num_layers, 3, HIDDEN)
@@ -53,10 +55,11 @@ def test_one_call_equals_step_loop(kind: Attention, num_layers: int) -> None:
     one_call = F.log_softmax(decoder.logits(features), dim=-1)
 
     state, steps, step_weights = hidden, [], []
-    for t in range(tokens.shape[1]):
-        logits, state, w = decoder.step(tokens[:, t], state, memory)
-        steps.append(F.log_softmax(logits, dim=-1))
-        step_weights.append(w)
+    with torch.set_grad_enabled(recording):
+        for t in range(tokens.shape[1]):
+            logits, state, w = decoder.step(tokens[:, t], state, memory)
+            steps.append(F.log_softmax(logits, dim=-1))
+            step_weights.append(w)
     stepped = torch.stack(steps, dim=1)
 
     assert one_call.shape == (3, 7, VOCAB)
@@ -65,17 +68,18 @@ def test_one_call_equals_step_loop(kind: Attention, num_layers: int) -> None:
     assert (weights - torch.stack(step_weights, dim=1)).abs().max() <= 1e-5
 
 
+@torch.no_grad()
 def test_step_follows_weights_changed_in_place() -> None:
-    """The step's cached first-layer input gates are rebuilt when the embedding
-    or the GRU's input weights change (an optimizer step, `load_state_dict`)."""
+    """The step's cached first-layer input gates (used when no gradient is
+    recorded) are rebuilt when the embedding or the GRU's input weights change
+    (an optimizer step, `load_state_dict`)."""
     decoder = _decoder("general", 2)
     memory = _memory(decoder)
     hidden = torch.randn(2, 3, HIDDEN)
     token = torch.tensor([4, 9, 17])
     before, _, _ = decoder.step(token, hidden, memory)
     for weight in (decoder.embedding.weight, decoder.gru.weight_ih_l0, decoder.gru.bias_ih_l0):
-        with torch.no_grad():
-            weight.mul_(1.5)
+        weight.mul_(1.5)
         stepped, _, _ = decoder.step(token, hidden, memory)
         features, _, _ = decoder(token.unsqueeze(1), hidden, memory)
         torch.testing.assert_close(stepped, decoder.logits(features).squeeze(1), rtol=0, atol=1e-5)
@@ -184,3 +188,16 @@ def test_dropout_is_active_only_in_training() -> None:
     decoder.train()
     c, _, _ = decoder(tokens, hidden, memory)
     assert not torch.equal(a, c)
+
+
+def test_step_with_gradients_reaches_the_embedding_and_input_weights() -> None:
+    """Outside `no_grad` the step computes its input gates instead of reading the
+    cached table, so gradients reach the embedding and the GRU's input weights."""
+    decoder = _decoder("dot", 1)
+    memory = _memory(decoder)
+    logits, _, _ = decoder.step(torch.tensor([4, 9, 17]), torch.randn(1, 3, HIDDEN), memory)
+    logits.logsumexp(-1).sum().backward()
+    assert decoder.gru.weight_ih_l0.grad is not None
+    assert decoder.gru.weight_ih_l0.grad.abs().sum() > 0
+    grad = decoder.embedding.weight.grad
+    assert grad is not None and grad[[4, 9, 17]].abs().sum() > 0
