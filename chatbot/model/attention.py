@@ -39,7 +39,13 @@ class LuongAttention(nn.Module):
         return memory if self.kind == "dot" else self.key(memory)
 
     def forward(
-        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attends with each query over the unmasked memory positions.
 
@@ -48,15 +54,24 @@ class LuongAttention(nn.Module):
             keys: (B, S, H) from `prepare`.
             memory: (B, S, H) encoder outputs.
             mask: (B, S) bool, True at real positions.
+            bias: `additive_mask(mask)` when the caller keeps it (decoding
+                steps reuse one per reply); derived from `mask` when None.
 
         Returns:
             context (B, T, H) and weights (B, T, S).
         """
+        if bias is None:
+            bias = additive_mask(mask, query.dtype)
         if self.kind == "concat":
             mixed = torch.tanh(self.query(query).unsqueeze(2) + keys.unsqueeze(1))
-            scores = self.v(mixed).squeeze(-1)
+            scores = self.v(mixed).squeeze(-1) + bias
         else:
-            scores = torch.bmm(query, keys.transpose(1, 2))
-        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+            scores = torch.baddbmm(bias, query, keys.transpose(1, 2))
         weights = torch.softmax(scores, dim=-1)
         return torch.bmm(weights, memory), weights
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, S) bool mask -> (B, 1, S) scores to add: 0 at real positions, -inf at padding."""
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    return bias.masked_fill_(~mask, float("-inf")).unsqueeze(1)

@@ -10,11 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from chatbot.config import Attention
-from chatbot.model.attention import LuongAttention
+from chatbot.model.attention import LuongAttention, additive_mask
 from chatbot.model.dropout import Dropout
 from chatbot.model.gru import gru_gates, run_gru
 
-NEG_INF = float("-inf")
 EMPTY = torch.empty(0)
 """Stands for a `Memory.bias` to derive from the mask."""
 
@@ -37,8 +36,7 @@ class Memory:
 
     def __post_init__(self) -> None:
         if self.bias is EMPTY:
-            bias = torch.zeros(self.mask.shape, dtype=self.outputs.dtype, device=self.mask.device)
-            object.__setattr__(self, "bias", bias.masked_fill_(~self.mask, NEG_INF).unsqueeze(1))
+            object.__setattr__(self, "bias", additive_mask(self.mask, self.outputs.dtype))
 
     def select(self, index: torch.Tensor) -> Memory:
         """Rows `index` (e.g. to expand for beam search or to drop finished rows)."""
@@ -121,7 +119,9 @@ class Decoder(nn.Module):
         """
         embedded = self.dropout(self.embedding(tokens))
         states, hidden = run_gru(self.gru, embedded, hidden, lengths)
-        context, weights = self.attention(states, memory.keys, memory.outputs, memory.mask)
+        context, weights = self.attention(
+            states, memory.keys, memory.outputs, memory.mask, bias=memory.bias
+        )
         state = memory.state.unsqueeze(1)
         if at is not None:
             # index_select, not boolean indexing: its backward is an index_add,
@@ -196,14 +196,10 @@ class Decoder(nn.Module):
             w_hh, b_hh = getattr(gru, f"weight_hh_l{layer}"), getattr(gru, f"bias_hh_l{layer}")
             layers.append(gru_gates(gates, F.linear(hidden[layer], w_hh, b_hh), hidden[layer]))
         state = layers[-1]
-        if self.attention.kind == "concat":
-            context, weights = self.attention(
-                state.unsqueeze(1), memory.keys, memory.outputs, memory.mask
-            )
-        else:
-            scores = torch.baddbmm(memory.bias, state.unsqueeze(1), memory.keys.transpose(1, 2))
-            weights = scores.softmax(dim=-1)
-            context = torch.bmm(weights, memory.outputs)
+        # `forward` itself: the module call's hook machinery costs a step more than the math.
+        context, weights = self.attention.forward(
+            state.unsqueeze(1), memory.keys, memory.outputs, memory.mask, bias=memory.bias
+        )
         mixed = torch.cat([state, context.squeeze(1)], dim=-1)
         features = torch.addmm(memory.state, mixed, self.combine.weight.t()).tanh_()
         projected = F.linear(features, self.out_proj.weight, self.out_proj.bias)
