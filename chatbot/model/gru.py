@@ -182,12 +182,13 @@ def gru_gates(gi: torch.Tensor, gh: torch.Tensor, hidden: torch.Tensor) -> torch
 
 
 def _weights(gru: nn.GRU, layer: int, directions: int) -> list[torch.Tensor]:
-    """(D, ...) stacks of layer `layer`'s w_ih, w_hh, b_ih, b_hh over its directions."""
+    """(D, ...) stacks of layer `layer`'s w_ih, w_hh, b_ih, b_hh over its directions
+    (views, not copies, for one direction).
+    """
     suffixes = ["", "_reverse"][:directions]
-    return [
-        torch.stack([getattr(gru, f"{name}_l{layer}{suffix}") for suffix in suffixes])
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-    ]
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    found = [[getattr(gru, f"{name}_l{layer}{suffix}") for suffix in suffixes] for name in names]
+    return [torch.stack(ws) if len(ws) > 1 else ws[0].unsqueeze(0) for ws in found]
 
 
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
