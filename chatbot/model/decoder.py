@@ -12,7 +12,7 @@ from torch import nn
 from chatbot.config import Attention
 from chatbot.model.attention import LuongAttention, additive_mask
 from chatbot.model.dropout import Dropout
-from chatbot.model.gru import gru_gates, run_gru
+from chatbot.model.gru import InferenceCache, gru_gates, run_gru
 
 EMPTY = torch.empty(0)
 """Stands for a `Memory.bias` to derive from the mask."""
@@ -78,8 +78,7 @@ class Decoder(nn.Module):
         self.combine = nn.Linear(2 * hidden_size, hidden_size)
         self.state_proj = nn.Linear(context_size, hidden_size, bias=False)
         self.out_proj = nn.Linear(hidden_size, embedding.embedding_dim)
-        self._gates = torch.empty(0)
-        self._gates_key: tuple[object, ...] = ()
+        self._inference = InferenceCache()
 
     def prepare(self, outputs: torch.Tensor, mask: torch.Tensor, state: torch.Tensor) -> Memory:
         """Memory for encoder `outputs` (B, S, H), `mask` (B, S) and conversation `state` (B, C)."""
@@ -139,22 +138,7 @@ class Decoder(nn.Module):
         """(V, 3H) the first GRU layer's input gates of every token,
         `embedding @ W_ih^T + b_ih`, kept until those weights change.
         """
-        embedding = self.embedding.weight
-        w_ih = cast(torch.Tensor, self.gru.weight_ih_l0)
-        b_ih = cast(torch.Tensor, self.gru.bias_ih_l0)
-        key = (
-            embedding._version,
-            w_ih._version,
-            b_ih._version,
-            embedding.data_ptr(),
-            w_ih.data_ptr(),
-            b_ih.data_ptr(),
-        )
-        if self._gates_key != key:
-            with torch.no_grad():
-                self._gates = F.linear(embedding, w_ih, b_ih)
-            self._gates_key = key
-        return self._gates
+        return self._inference.get(self.embedding.weight, self.gru).table
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """(..., H) features -> (..., V) logits through the tied embedding."""

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from chatbot.model.dropout import Dropout
-from chatbot.model.gru import run_gru
+from chatbot.model.gru import InferenceCache, run_gru, run_gru_on_tokens
 
 
 class UtteranceEncoder(nn.Module):
@@ -30,6 +30,7 @@ class UtteranceEncoder(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.project = nn.Linear(hidden_size, hidden_size)
+        self._inference = InferenceCache()
 
     def forward(
         self, tokens: torch.Tensor, lengths: torch.Tensor
@@ -41,7 +42,14 @@ class UtteranceEncoder(nn.Module):
         Returns:
             outputs (N, S, H), zero past each length, and vectors (N, H).
         """
-        embedded = self.dropout(self.embedding(tokens))
-        outputs, final = run_gru(self.gru, embedded, lengths=lengths)
+        if tokens.device.type == "cpu" and not (self.training or torch.is_grad_enabled()):
+            # Inference on CPU: the first layer's input gates are looked up per
+            # token, and padding costs nothing (a packed `nn.GRU` projects every
+            # step's inputs anew).
+            weights = self._inference.get(self.embedding.weight, self.gru)
+            outputs, final = run_gru_on_tokens(self.gru, weights, tokens, lengths)
+        else:
+            embedded = self.dropout(self.embedding(tokens))
+            outputs, final = run_gru(self.gru, embedded, lengths=lengths)
         both = torch.cat([final[-2], final[-1]], dim=-1)
         return outputs, torch.tanh(self.project(both))
