@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from chatbot.model import HRED, Memory
 from chatbot.text import Tokenizer
@@ -34,7 +35,7 @@ def tutorial_greedy(
     """Reply to `text` from conversation `state` (1, C); returns it and the state after `text`."""
     ids = tokenizer.encode(text)[:max_input_tokens] + [tokenizer.eos_id]
     input_seq = torch.tensor([ids])
-    outputs, mask, vectors = model.encode(input_seq, torch.tensor([len(ids)]))
+    outputs, mask, vectors = _tutorial_encode(model, input_seq, torch.tensor([len(ids)]))
     state = model.update_state(vectors, state)
     decoder_hidden, memory = model.start_reply(state, outputs, mask)
     decoder_input = torch.ones(1, dtype=torch.long) * tokenizer.bos_id
@@ -48,6 +49,22 @@ def tutorial_greedy(
         all_scores = torch.cat((all_scores, decoder_scores), dim=0)
     words = [i for i in all_tokens.tolist() if i not in (tokenizer.eos_id, tokenizer.pad_id)]
     return tokenizer.decode(words), state
+
+
+def _tutorial_encode(
+    model: HRED, input_seq: torch.Tensor, input_lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`EncoderRNN.forward` (packed `nn.GRU`), then this model's projection of the
+    final states; returns what `HRED.encode` does: outputs, mask, vectors.
+    """
+    encoder = model.encoder
+    embedded = encoder.embedding(input_seq)
+    packed = nn.utils.rnn.pack_padded_sequence(embedded, input_lengths, batch_first=True)
+    outputs, hidden = encoder.gru(packed)
+    outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True)
+    vectors = torch.tanh(encoder.project(torch.cat([hidden[-2], hidden[-1]], dim=-1)))
+    mask = torch.ones(outputs.shape[:2], dtype=torch.bool)
+    return outputs, mask, vectors
 
 
 def _tutorial_step(
