@@ -17,6 +17,14 @@ from chatbot.model.gru import InferenceCache, gru_gates, run_gru
 EMPTY = torch.empty(0)
 """Stands for a `Memory.bias` to derive from the mask."""
 
+FOLD_ROWS = 2
+"""Up to this many rows, an inference step mixes `Memory.values` (the outputs
+already through the combining layer's context half) instead of the outputs:
+a step of a few rows is bound by reading weights, and this reads half of that
+layer less per step for one projection of the outputs per reply. With more rows
+a step is bound by arithmetic, and the projection costs more than it saves
+(measured on the default model: 1 row 3% faster per reply, 4 rows 2% slower)."""
+
 
 @dataclass(frozen=True, eq=False)
 class Memory:
@@ -26,6 +34,8 @@ class Memory:
     state: (B, H) what every output step adds before its tanh: the conversation
     state's contribution and the combining layer's bias. `bias` (B, 1, S) is
     derived from `mask`: 0 at real positions, -inf at padding (added to scores).
+    `values` (B, S, H), with the combining layer's (version, address) it was
+    computed from: see `FOLD_ROWS`; set by the decoder's first such step.
     """
 
     outputs: torch.Tensor
@@ -33,6 +43,8 @@ class Memory:
     mask: torch.Tensor
     state: torch.Tensor
     bias: torch.Tensor = field(default=EMPTY, repr=False)
+    values: torch.Tensor = field(default=EMPTY, repr=False)
+    values_key: tuple[int, int] = field(default=(0, 0), repr=False)
 
     def __post_init__(self) -> None:
         if self.bias is EMPTY:
@@ -140,6 +152,17 @@ class Decoder(nn.Module):
         """
         return self._inference.get(self.embedding.weight, self.gru).table
 
+    def _values(self, memory: Memory) -> torch.Tensor:
+        """`memory.outputs` through the combining layer's context half, kept on
+        `memory` until that layer changes."""
+        combine = self.combine.weight
+        key = (combine._version, combine.data_ptr())
+        if memory.values is EMPTY or memory.values_key != key:
+            values = F.linear(memory.outputs, combine[:, memory.outputs.shape[-1] :])
+            object.__setattr__(memory, "values", values)
+            object.__setattr__(memory, "values_key", key)
+        return memory.values
+
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """(..., H) features -> (..., V) logits through the tied embedding."""
         return F.linear(self.out_proj(features), self.embedding.weight)
@@ -180,12 +203,22 @@ class Decoder(nn.Module):
             w_hh, b_hh = getattr(gru, f"weight_hh_l{layer}"), getattr(gru, f"bias_hh_l{layer}")
             layers.append(gru_gates(gates, F.linear(hidden[layer], w_hh, b_hh), hidden[layer]))
         state = layers[-1]
+        query, combine = state.unsqueeze(1), self.combine.weight
         # `forward` itself: the module call's hook machinery costs a step more than the math.
-        context, weights = self.attention.forward(
-            state.unsqueeze(1), memory.keys, memory.outputs, memory.mask, bias=memory.bias
-        )
-        mixed = torch.cat([state, context.squeeze(1)], dim=-1)
-        features = torch.addmm(memory.state, mixed, self.combine.weight.t()).tanh_()
+        if memory.outputs.shape[0] <= FOLD_ROWS and not torch.is_grad_enabled():
+            # combine([state, weights @ outputs]) = W_state state + weights @ values.
+            h = state.shape[-1]
+            mixed, weights = self.attention.forward(
+                query, memory.keys, self._values(memory), memory.mask, bias=memory.bias
+            )
+            features = torch.addmm(memory.state, state, combine[:, :h].t())
+            features = features.add_(mixed.squeeze(1)).tanh_()
+        else:
+            context, weights = self.attention.forward(
+                query, memory.keys, memory.outputs, memory.mask, bias=memory.bias
+            )
+            mixed = torch.cat([state, context.squeeze(1)], dim=-1)
+            features = torch.addmm(memory.state, mixed, combine.t()).tanh_()
         projected = F.linear(features, self.out_proj.weight, self.out_proj.bias)
         logits = F.linear(projected, self.embedding.weight)
         stacked = layers[0].unsqueeze(0) if len(layers) == 1 else torch.stack(layers)

@@ -11,6 +11,7 @@ from torch import nn
 
 from chatbot.config import Attention
 from chatbot.model import Decoder, Memory
+from chatbot.model.decoder import FOLD_ROWS
 
 VOCAB, EMBED, HIDDEN, CONTEXT = 40, 12, 16, 10
 KINDS: list[Attention] = ["dot", "general", "concat"]
@@ -201,3 +202,40 @@ def test_step_with_gradients_reaches_the_embedding_and_input_weights() -> None:
     assert decoder.gru.weight_ih_l0.grad.abs().sum() > 0
     grad = decoder.embedding.weight.grad
     assert grad is not None and grad[[4, 9, 17]].abs().sum() > 0
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+@pytest.mark.parametrize(("kind", "num_layers"), CASES)
+@torch.no_grad()
+def test_few_rows_step_with_folded_values_equals_one_call(
+    kind: Attention, num_layers: int, rows: int
+) -> None:
+    """Up to `FOLD_ROWS` rows a step mixes `Memory.values`; the same log-probs."""
+    assert rows <= FOLD_ROWS
+    decoder = _decoder(kind, num_layers)
+    full = _memory(decoder)
+    memory = full.select(torch.arange(rows))
+    hidden = torch.randn(num_layers, rows, HIDDEN)
+    tokens = torch.randint(1, VOCAB, (rows, 7))
+    one_call = _log_probs(decoder, tokens, hidden, memory)
+    state, steps = hidden, []
+    for t in range(tokens.shape[1]):
+        logits, state, _ = decoder.step(tokens[:, t], state, memory)
+        steps.append(F.log_softmax(logits, dim=-1))
+    assert memory.values.shape == (rows, 6, HIDDEN)
+    torch.testing.assert_close(torch.stack(steps, dim=1), one_call, rtol=0, atol=1e-5)
+
+
+@torch.no_grad()
+def test_folded_values_follow_the_combining_layer() -> None:
+    decoder = _decoder("general", 1)
+    memory = _memory(decoder).select(torch.tensor([0]))
+    hidden, token = torch.randn(1, 1, HIDDEN), torch.tensor([7])
+    before, _, _ = decoder.step(token, hidden, memory)
+    first = memory.values
+    decoder.combine.weight.mul_(1.5)
+    stepped, _, _ = decoder.step(token, hidden, memory)
+    assert memory.values is not first
+    features, _, _ = decoder(token.unsqueeze(1), hidden, memory)
+    torch.testing.assert_close(stepped, decoder.logits(features).squeeze(1), rtol=0, atol=1e-5)
+    assert (stepped - before).abs().max() > 1e-3
