@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 
@@ -473,7 +473,7 @@ def _token_by_token(
     # Argmax over log-probs that were only banned (-inf), never rescaled: the
     # chosen value is the token's raw log-prob, so the max gives both.
     exact_max = choose is argmax_tokens and config.repetition_penalty == 1.0
-    steps: list[tuple[torch.Tensor, ...]] = []
+    steps: list[Step] = []
     for t in range(config.max_length):
         logits, hidden, weights = step(token, hidden, memory)
         logprobs = logits.float().log_softmax(dim=1)
@@ -486,9 +486,9 @@ def _token_by_token(
         else:
             token = choose(allowed, None if uniforms is None else uniforms[active, t], config)
             raw = logprobs.gather(1, token.unsqueeze(1)).squeeze(1)
-        steps.append((active, token, raw, weights))
         replies[:, t] = token
         chosen = token.tolist()
+        steps.append(Step(rows, chosen, raw, weights))
         if bans is not None:
             bans.push(rows, chosen)
         finished = [
@@ -507,43 +507,52 @@ def _token_by_token(
     return _hypotheses(steps, search, config)
 
 
-def _hypotheses(
-    steps: list[tuple[torch.Tensor, ...]], search: Search, config: DecodeConfig
-) -> list[list[Hypothesis]]:
-    """Hypotheses from each step's (rows, tokens, log-probs, attention)."""
-    b, device = search.batch_size, search.hidden.device
-    rows, tokens, raw, weights = (torch.cat(parts) for parts in zip(*steps, strict=True))
-    sizes = torch.tensor([len(part[0]) for part in steps], device=device)
-    cols = torch.arange(len(steps), device=device).repeat_interleave(sizes)
-    ends = tokens == search.eos_id
-    first_end = torch.full((b,), len(steps), device=device)
-    first_end = first_end.scatter_reduce(0, rows[ends], cols[ends], reduce="amin")
-    kept = cols <= first_end[rows]
-    rows, cols, tokens, raw, weights = (x[kept] for x in (rows, cols, tokens, raw, weights))
-    shape = (b, len(steps))
-    ids = torch.full(shape, search.pad_id, dtype=torch.long, device=device)
-    ids = ids.index_put((rows, cols), tokens)
-    raws = torch.zeros(shape, device=device).index_put((rows, cols), raw)
-    sums = torch.zeros(b, device=device).index_add(0, rows, raw)
-    attention = torch.zeros(*shape, weights.shape[1], device=device)
-    attention = attention.index_put((rows, cols), weights)
-    ended = first_end < len(steps)
-    lengths = torch.bincount(rows, minlength=b) - ended.long()
-    counts = lengths + ended.long()
-    ranked = (sums / counts.clamp(min=1).float() ** config.length_penalty).tolist()
-    id_lists, logprobs = ids.tolist(), raws.tolist()
-    size, count, final = lengths.tolist(), counts.tolist(), ended.tolist()
+class Step(NamedTuple):
+    """What one step of `_token_by_token` chose: for the batch's original `rows`
+    (host lists), their `tokens`, the raw log-probs (m,) and attention (m, S)."""
+
+    rows: list[int]
+    tokens: list[int]
+    raw: torch.Tensor
+    weights: torch.Tensor
+
+
+def _hypotheses(steps: list[Step], search: Search, config: DecodeConfig) -> list[list[Hypothesis]]:
+    """Each row's hypothesis: its tokens up to its first `<eos>`, with their
+    log-probs (and `<eos>`'s) and attention rows. Placed on the host: one pass
+    over the chosen tokens, two tensor operations for all rows.
+    """
+    b, eos = search.batch_size, search.eos_id
+    raw = torch.cat([step.raw for step in steps]).tolist()
+    tokens: list[list[int]] = [[] for _ in range(b)]
+    logprobs: list[list[float]] = [[] for _ in range(b)]
+    picks: list[list[int]] = [[] for _ in range(b)]
+    ended = [False] * b
+    n = 0
+    for step in steps:
+        for row, token in zip(step.rows, step.tokens, strict=True):
+            if not ended[row]:
+                logprobs[row].append(raw[n])
+                if token == eos:
+                    ended[row] = True
+                else:
+                    tokens[row].append(token)
+                    picks[row].append(n)
+            n += 1
+    weights = torch.cat([step.weights for step in steps])
+    index = torch.tensor([i for row in picks for i in row], dtype=torch.long)
+    attention = weights.index_select(0, index.to(weights.device))
     return [
         [
             Hypothesis(
-                tokens=tuple(id_lists[i][: size[i]]),
-                ended=final[i],
-                logprobs=tuple(logprobs[i][: count[i]]),
-                score=ranked[i],
-                attention=attention[i, : size[i]],
+                tokens=tuple(tokens[i]),
+                ended=ended[i],
+                logprobs=tuple(logprobs[i]),
+                score=math.fsum(logprobs[i]) / max(len(logprobs[i]), 1) ** config.length_penalty,
+                attention=part,
             )
         ]
-        for i in range(b)
+        for i, part in enumerate(torch.split(attention, [len(row) for row in picks]))
     ]
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -235,7 +235,9 @@ class InferenceCache:
         self._key: tuple[int, ...] = ()
 
     def get(self, embedding: torch.Tensor, gru: nn.GRU) -> InferenceWeights:
-        tensors = [embedding, *gru.parameters()]
+        # `_flat_weights`: the parameters as `nn.GRU` itself reads them, kept current
+        # on assignment and `.to()`; cheaper than `parameters()` (a step asks).
+        tensors = [embedding, *cast(list[torch.Tensor], gru._flat_weights)]
         key = tuple(t._version for t in tensors) + tuple(t.data_ptr() for t in tensors)
         if self._weights is None or key != self._key:
             directions = 2 if gru.bidirectional else 1
