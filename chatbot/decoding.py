@@ -304,32 +304,37 @@ class NgramBans:
 
     Per row, a dict from each (n - 1)-token prefix to the tokens that followed
     it, in the reply so far (`no_repeat_ngram`) and in the user's utterance
-    (`block_user_ngrams`): a step's bans are two lookups, where scanning every
-    n-gram costs a dozen tensor operations per step.
+    (`block_user_ngrams`), and the reply's last n - 1 tokens as a key for each:
+    a step's bans are one lookup per table, where scanning every n-gram costs a
+    dozen tensor operations per step.
     """
 
     def __init__(self, user: torch.Tensor, search: Search, config: DecodeConfig) -> None:
         self.repeat, self.copy = config.no_repeat_ngram, config.block_user_ngrams
-        self.replies: list[list[int]] = [[] for _ in range(user.shape[0])]
-        self.seen: list[dict[tuple[int, ...], set[int]]] = [{} for _ in self.replies]
+        b = user.shape[0]
+        self.lengths = [0] * b
+        self.seen: list[dict[tuple[int, ...], set[int]]] = [{} for _ in range(b)]
         self.user: list[dict[tuple[int, ...], set[int]]] = []
         for row in user.tolist():
             tokens = [token for token in row if token != search.pad_id]
             self.user.append(_followers(tokens, self.copy) if self.copy else {})
+        # Each row's last n - 1 reply tokens, for n = no_repeat_ngram and block_user_ngrams.
+        self.repeat_keys: list[tuple[int, ...]] = [()] * b
+        self.copy_keys: list[tuple[int, ...]] = [()] * b
 
     def banned(self, rows: Sequence[int]) -> tuple[list[int], list[int]]:
         """(positions in `rows`, tokens): what each row may not emit next."""
         at: list[int] = []
         tokens: list[int] = []
-        replies = self.replies
-        for n, tables in ((self.repeat, self.seen), (self.copy, self.user)):
+        lengths = self.lengths
+        sizes = (self.repeat, self.seen, self.repeat_keys), (self.copy, self.user, self.copy_keys)
+        for n, tables, keys in sizes:
             if not n:
                 continue
-            k = n - 1
             for i, row in enumerate(rows):
-                table, reply = tables[row], replies[row]
-                if table and len(reply) >= k:
-                    ban = table.get(tuple(reply[len(reply) - k :]))
+                table = tables[row]
+                if table and lengths[row] >= n - 1:
+                    ban = table.get(keys[row])
                     if ban:
                         at.extend([i] * len(ban))
                         tokens.extend(ban)
@@ -337,12 +342,22 @@ class NgramBans:
 
     def push(self, rows: Sequence[int], tokens: Sequence[int]) -> None:
         """Appends `tokens[i]` to row `rows[i]`'s reply."""
-        n = self.repeat
+        repeat, copy = self.repeat, self.copy
         for row, token in zip(rows, tokens, strict=True):
-            reply = self.replies[row]
-            reply.append(token)
-            if n and len(reply) >= n:
-                self.seen[row].setdefault(tuple(reply[len(reply) - n : -1]), set()).add(token)
+            length = self.lengths[row] = self.lengths[row] + 1
+            if repeat:
+                key = self.repeat_keys[row]
+                if length >= repeat:
+                    # `key` was the n - 1 tokens before this one: a new n-gram.
+                    self.seen[row].setdefault(key, set()).add(token)
+                self.repeat_keys[row] = _shift(key, token, repeat - 1)
+            if copy:
+                self.copy_keys[row] = _shift(self.copy_keys[row], token, copy - 1)
+
+
+def _shift(key: tuple[int, ...], token: int, size: int) -> tuple[int, ...]:
+    """The last `size` of `key` + `token` (`key` holds at most `size`)."""
+    return (*key, token)[1:] if len(key) == size else (*key, token)
 
 
 def _followers(tokens: Sequence[int], n: int) -> dict[tuple[int, ...], set[int]]:
