@@ -101,7 +101,7 @@ class Decoder(nn.Module):
         where = mask.reshape(-1).nonzero().squeeze(1)
         flat = outputs.reshape(-1, outputs.shape[-1])
         keys = self.attention.prepare(flat.index_select(0, where))
-        keys = keys.new_zeros(flat.shape[0], keys.shape[-1]).index_copy(0, where, keys)
+        keys = keys.new_zeros(flat.shape[0], keys.shape[-1]).index_copy_(0, where, keys)
         return Memory(outputs, keys.view(*outputs.shape[:2], -1), mask, offset)
 
     def forward(

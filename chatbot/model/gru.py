@@ -364,7 +364,7 @@ def run_gru_on_tokens(
         finals.append(outs[:, last])
         if layer + 1 == gru.num_layers:
             break
-        layer_input = outs
+        layer_input = outs[:, :-1]
         if directions == 2:
             if mirror is None:
                 # mirror[n]: the packed index of the position the other direction
@@ -372,13 +372,18 @@ def run_gru_on_tokens(
                 index = torch.empty(b * t_len, dtype=torch.long, device=device)
                 index[forward_at] = torch.arange(len(forward_at), device=device)
                 mirror = index[read_at[1]]
-            forward_input = torch.cat([outs[0], outs[1, mirror]], dim=-1)
+            forward_input = torch.cat([outs[0, :-1], outs[1, mirror]], dim=-1)
             layer_input = torch.stack([forward_input, forward_input[mirror]])
         w_ih_t, _, b_ih, _ = weights.layers[layer + 1]
         gates = torch.baddbmm(b_ih, layer_input, w_ih_t)
-    outputs = gates.new_zeros(b * t_len, directions, h)
+    # Every (position, direction) of the padded output gathers its packed row,
+    # or the zero row after the last one: one pass, no zero fill and scatter.
+    n_real = outs.shape[1] - 1
+    source = torch.full((directions, b * t_len), n_real, dtype=torch.long, device=device)
     for d, at in enumerate(read_at):
-        outputs[:, d].index_copy_(0, at, outs[d])
+        source[d].index_copy_(0, at, torch.arange(n_real, device=device))
+    source += torch.arange(directions, device=device).unsqueeze(1) * (n_real + 1)
+    outputs = outs.view(-1, h).index_select(0, source.t().reshape(-1))
     final = gates.new_empty(gru.num_layers * directions, b, h)
     final[:, rows[last]] = torch.cat(finals)
     return outputs.view(b, t_len, directions * h), final
@@ -387,13 +392,14 @@ def run_gru_on_tokens(
 def _packed_layer(
     gates: torch.Tensor, w_hh_t: torch.Tensor, bias: torch.Tensor, sizes: Sequence[int]
 ) -> torch.Tensor:
-    """(D, N, 3H) input gates of the packed positions -> (D, N, H) their outputs,
-    from W_hh^T (D, H, 3H) and b_hh (D, 1, 3H); `sizes[t]` rows (longest first)
-    run at step t, from a zero state.
+    """(D, N, 3H) input gates of the packed positions -> (D, N + 1, H) their
+    outputs and a row of zeros, from W_hh^T (D, H, 3H) and b_hh (D, 1, 3H);
+    `sizes[t]` rows (longest first) run at step t, from a zero state.
     """
     d, n_real, _ = gates.shape
     h = w_hh_t.shape[1]
-    outs = gates.new_empty(d, n_real, h)
+    outs = gates.new_empty(d, n_real + 1, h)
+    outs[:, n_real] = 0.0
     # The rows that run at step t + 1 are a prefix of those at step t, so each
     # step's state is a view of the previous step's outputs.
     state = gates.new_zeros(d, sizes[0], h)

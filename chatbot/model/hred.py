@@ -126,7 +126,7 @@ class HRED(nn.Module):
         source_lengths = lengths[:, : k - 1].reshape(-1)[rows]
         sources = sources[:, : int(source_lengths.max())]
         outputs, mask, encoded = self.encode(sources, source_lengths)
-        vectors = encoded.new_zeros(b * (k - 1), encoded.shape[-1]).index_copy(0, rows, encoded)
+        vectors = encoded.new_zeros(b * (k - 1), encoded.shape[-1]).index_copy_(0, rows, encoded)
         if stateless:
             state = self.update_state(encoded, self.initial_state(len(rows)))
         else:
