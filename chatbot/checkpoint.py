@@ -362,6 +362,7 @@ def load_checkpoint(
     state = trainer.get("state")
     if not isinstance(state, dict):
         raise FormatError(folder / "trainer.json", "missing trainer state")
+    _check_optimizer_tensors(optimizer, tensors, folder / "trainer.safetensors")
     try:
         _restore_optimizer(optimizer, tensors, trainer["param_groups"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -391,6 +392,27 @@ def _optimizer_tensors(
             if isinstance(value, float) and not math.isfinite(value):
                 raise CheckpointError("trainer.json", f"optimizer {key} is not finite")
     return tensors, groups
+
+
+def _check_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], path: Path
+) -> None:
+    """Refuses optimizer state that names no parameter, holds NaN or Inf, or has
+    the wrong shape: each per-parameter tensor (Adam's moments, a momentum
+    buffer) has its parameter's shape; scalars (Adam's step) have none.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for name, tensor in tensors.items():
+        if not name.startswith("optim."):
+            continue
+        parts = name.split(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(params):
+            raise FormatError(path, f"{name} names no parameter of this model")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ShapeError(path, f"{name} holds NaN or Inf values")
+        shape = tuple(params[int(parts[1])].shape)
+        if tensor.dim() and tuple(tensor.shape) != shape:
+            raise ShapeError(path, f"{name} has shape {tuple(tensor.shape)}, expected {shape}")
 
 
 def _restore_optimizer(

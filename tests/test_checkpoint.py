@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from chatbot import checkpoint, fsutil
@@ -588,3 +589,40 @@ def test_a_save_removes_staging_folders_left_by_a_killed_save(
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "notes.txt", "step-00000001", "step-00000002"
     ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "error", "message"),
+    [
+        ("nan", ShapeError, r"optim\.0\.exp_avg holds NaN or Inf values"),
+        ("inf", ShapeError, r"optim\.0\.exp_avg_sq holds NaN or Inf values"),
+        ("shape", ShapeError, r"optim\.0\.exp_avg has shape \(3,\), expected"),
+        ("orphan", FormatError, r"optim\.9999\.exp_avg names no parameter"),
+    ],
+)
+def test_optimizer_state_that_would_poison_training_is_refused(
+    tmp_path: Path, tokenizer: Tokenizer, edit: str, error: type, message: str
+) -> None:
+    """A consistent forgery (manifest updated) of the optimizer's tensors."""
+    model, optimizer = _trained(tokenizer, steps=1)
+    path = _save(tmp_path, 1, model, optimizer, tokenizer)
+    tensors = load_safetensors((path / "trainer.safetensors").read_bytes())
+    if edit == "nan":
+        tensors["optim.0.exp_avg"][0] = float("nan")
+    elif edit == "inf":
+        tensors["optim.0.exp_avg_sq"].view(-1)[-1] = float("inf")
+    elif edit == "shape":
+        tensors["optim.0.exp_avg"] = torch.zeros(3)
+    else:
+        tensors["optim.9999.exp_avg"] = torch.zeros(3)
+    _rewrite(path, "trainer.safetensors", save_safetensors(tensors))
+
+    fresh = _model(tokenizer, seed=5)
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=0.5)
+    before, before_rng = _params(fresh), torch.get_rng_state()
+    with pytest.raises(error, match=message) as info:
+        load_checkpoint(path, fresh, fresh_optimizer)
+    assert Path(info.value.path) == path / "trainer.safetensors"
+    _assert_same_params(before, fresh)
+    assert fresh_optimizer.state_dict()["state"] == {}
+    assert torch.equal(torch.get_rng_state(), before_rng)
