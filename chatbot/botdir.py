@@ -24,10 +24,12 @@ from typing import Any
 
 from yaml.nodes import Node
 
+from chatbot.config import DecodeConfig
 from chatbot.errors import BotValidationError, ConfigError, LocatedError
 from chatbot.intents.loading import PolicyValues, read_intents, read_policy, read_version
 from chatbot.intents.nodes import Reader, read_file
 from chatbot.intents.schema import IntentSet
+from chatbot.paths import MANIFEST, packaged_model_dir, resolve_model_dir
 
 BOT_FILE = "bot.yml"
 INTENTS_DIR = "intents"
@@ -145,8 +147,6 @@ class _BotFile:
         """The model bot.yml names; without `model:`, `model/` if present, else the default."""
         if self.model is None:
             return None
-        from chatbot.checkpoint import packaged_model_dir, resolve_model_dir
-
         if self.model == "auto":
             local = self.root / "model"
             return resolve_model_dir(local) if local.is_dir() else packaged_model_dir()
@@ -156,8 +156,6 @@ class _BotFile:
 
 
 def _read_decode(reader: Reader, node: Node) -> dict[str, Any]:
-    from chatbot.decoding import DecodeConfig
-
     names = [f.name for f in dataclasses.fields(DecodeConfig)]
     entries = reader.mapping(node, what="'decode'", keys=names) or {}
     settings = {key: reader.value(value) for key, (_, value) in entries.items() if key in names}
@@ -170,8 +168,6 @@ def _read_decode(reader: Reader, node: Node) -> dict[str, Any]:
 
 
 def _check_model(model: Path, settings: _BotFile, problems: list[LocatedError]) -> None:
-    from chatbot.checkpoint import MANIFEST
-
     if (model / MANIFEST).is_file():
         return
     message = f"model directory {str(model)!r} not found (no {MANIFEST})"

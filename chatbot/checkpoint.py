@@ -33,11 +33,13 @@ from chatbot.errors import (
     ShapeError,
 )
 from chatbot.model import HRED
+from chatbot.paths import MANIFEST as MANIFEST
+from chatbot.paths import packaged_model_dir as packaged_model_dir
+from chatbot.paths import resolve_model_dir as resolve_model_dir
 from chatbot.text import Tokenizer
 
 FORMAT = "chatbot-model"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 MAX_JSON_BYTES = 10_000_000
 MAX_HEADER_BYTES = 10_000_000
 MODEL_FILES = ("model.safetensors", "config.json", "tokenizer.json")
@@ -430,19 +432,3 @@ def _restore_optimizer(
     for group in groups:
         fixed.append({k: (tuple(v) if k == "betas" else v) for k, v in group.items()})
     optimizer.load_state_dict({"state": state, "param_groups": fixed})
-
-
-def packaged_model_dir() -> Path:
-    """The default bot's model directory, shipped inside the package."""
-    return Path(__file__).parent / "models" / "default"
-
-
-def resolve_model_dir(name: str | Path) -> Path:
-    """`default`, a model directory, or a training run folder (its `model/`)."""
-    if str(name) == "default":
-        return packaged_model_dir()
-    path = Path(name)
-    inner = path / "model"
-    if not (path / MANIFEST).exists() and (fsutil.resolve_dir(inner) / MANIFEST).exists():
-        return inner
-    return path

@@ -9,137 +9,31 @@ Rows never influence each other, so a batch decodes as its rows would alone.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import math
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 
-from chatbot.errors import ConfigError
+# DecodeConfig lives with the other configs (no torch import, so bot files can be
+# read without torch); these names stay importable from here.
+from chatbot.config import MAX_BEAM_SIZE as MAX_BEAM_SIZE
+from chatbot.config import MAX_LENGTH as MAX_LENGTH
+from chatbot.config import DecodeConfig as DecodeConfig
+from chatbot.config import Strategy as Strategy
 from chatbot.model.decoder import Memory
 
-Strategy = Literal["greedy", "beam", "sample"]
 StepFn = Callable[
     [torch.Tensor, torch.Tensor, Memory], tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 ]
 """`decoder.step`: token (B,), hidden (L, B, H), memory -> logits (B, V), hidden, weights (B, S)."""
 
-MAX_BEAM_SIZE = 64
-MAX_LENGTH = 512
 COMPACT_FRACTION = 0.25
 """Finished rows leave a batch once they are this fraction of it: each removal
 copies the attention memory of every row that stays."""
 _NEG_INF = float("-inf")
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    """How replies are searched. Invalid values raise `ConfigError` on construction.
-
-    Attributes:
-        strategy: `greedy`, `beam` or `sample`.
-        beam_size: beams per reply (`beam` only).
-        length_penalty: hypotheses score log-prob / length ** length_penalty (beam ranks by it).
-        min_length: `<eos>` is suppressed until this many reply tokens exist.
-        max_length: the most reply tokens; a reply that reaches it stops without `<eos>`.
-        no_repeat_ngram: no n-gram of this size occurs twice in a reply (0 = off).
-        block_user_ngrams: no n-gram of this size is copied from the user's utterance (0 = off).
-        temperature: `sample` divides logits by it; 0 means argmax.
-        top_k: `sample` keeps the k likeliest tokens (0 = all).
-        top_p: `sample` keeps the smallest set of tokens holding this much probability.
-        repetition_penalty: logits of tokens already in the reply are divided by it
-            (multiplied when negative), CTRL-style; 1 = off. Applies to every strategy.
-        n_best: hypotheses returned per reply (`beam`; at most `beam_size`).
-    """
-
-    strategy: Strategy = "greedy"
-    beam_size: int = 5
-    length_penalty: float = 1.0
-    min_length: int = 1
-    max_length: int = 32
-    no_repeat_ngram: int = 3
-    block_user_ngrams: int = 0
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    n_best: int = 1
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raises `ConfigError` naming the first invalid setting."""
-        hints = typing.get_type_hints(DecodeConfig)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            expected = hints[f.name]
-            if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ConfigError(f"decode.{f.name} must be an integer (got {value!r})")
-            if expected is float and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                raise ConfigError(f"decode.{f.name} must be a number (got {value!r})")
-            if expected is float and not math.isfinite(value):
-                raise ConfigError(f"decode.{f.name} must be finite (got {value!r})")
-        if self.strategy not in typing.get_args(Strategy):
-            raise ConfigError(
-                f"decode.strategy must be one of greedy, beam, sample (got {self.strategy!r})"
-            )
-        rules = [
-            ("beam_size", 1 <= self.beam_size <= MAX_BEAM_SIZE, f"in [1, {MAX_BEAM_SIZE}]"),
-            ("max_length", 1 <= self.max_length <= MAX_LENGTH, f"in [1, {MAX_LENGTH}]"),
-            (
-                "min_length",
-                0 <= self.min_length <= self.max_length,
-                f"in [0, max_length={self.max_length}]",
-            ),
-            ("no_repeat_ngram", self.no_repeat_ngram >= 0, ">= 0 (0 = off)"),
-            ("block_user_ngrams", self.block_user_ngrams >= 0, ">= 0 (0 = off)"),
-            ("temperature", self.temperature >= 0, ">= 0 (0 = argmax)"),
-            ("top_k", self.top_k >= 0, ">= 0 (0 = off)"),
-            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
-            ("repetition_penalty", self.repetition_penalty > 0, "positive (1 = off)"),
-            ("n_best", 1 <= self.n_best <= self.beam_size, f"in [1, beam_size={self.beam_size}]"),
-        ]
-        for name, ok, expected in rules:
-            if not ok:
-                raise ConfigError(f"decode.{name} must be {expected} (got {getattr(self, name)!r})")
-
-    def replace(self, **changes: Any) -> DecodeConfig:
-        """A validated copy with `changes`; string values (`temperature="0.7"`) are parsed."""
-        hints = typing.get_type_hints(DecodeConfig)
-        parsed = {}
-        for name, raw in changes.items():
-            if name not in hints:
-                hint = difflib.get_close_matches(name, list(hints), n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise ConfigError(
-                    f"unknown decode setting {name!r}{suggestion}; settings: {', '.join(hints)}"
-                )
-            parsed[name] = _parse(name, raw, hints[name])
-        return dataclasses.replace(self, **parsed)
-
-
-def _parse(name: str, raw: Any, kind: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    text = raw.strip()
-    try:
-        if kind is int:
-            return int(text.replace("_", ""))
-        if kind is float:
-            return float(text)
-    except ValueError:
-        raise ConfigError(
-            f"decode.{name} expects {'an integer' if kind is int else 'a number'}, got {raw!r}"
-        ) from None
-    return text
 
 
 # Inputs and outputs ----------------------------------------------------------

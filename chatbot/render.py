@@ -20,7 +20,7 @@ from rich.text import Text
 from chatbot.dialogue import Reply, Trace
 
 if TYPE_CHECKING:
-    from chatbot.decoding import DecodeConfig
+    from chatbot.config import DecodeConfig
 
 SOURCE_STYLES = {"intent": "cyan", "neural": "green", "fallback": "yellow"}
 SHADES = " ░▒▓█"

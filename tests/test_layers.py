@@ -12,7 +12,7 @@ import chatbot
 PACKAGE = Path(chatbot.__file__).parent
 
 LAYERS = {
-    "errors": 0, "config": 0, "yamlio": 0, "fsutil": 0,
+    "errors": 0, "config": 0, "yamlio": 0, "fsutil": 0, "paths": 0,
     "text": 1, "data": 1,
     "model": 2,
     "decoding": 3, "quality": 3, "checkpoint": 3, "train": 3, "evaluate": 3, "generator": 3,
@@ -86,6 +86,17 @@ def test_importing_chatbot_loads_no_terminal_ui_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_reading_and_checking_a_bot_loads_no_torch() -> None:
+    """`chatbot check` and intent-only bots pay no torch import (about 0.8 s)."""
+    code = (
+        "import sys; from chatbot.botdir import check_bot, default_bot_dir, load_bot; "
+        "bot = load_bot(); problems = check_bot(default_bot_dir()); "
+        "print(bot.model.name, len(problems), 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["default", "0", "False"]
 
 
 def test_nothing_in_the_package_unpickles() -> None:

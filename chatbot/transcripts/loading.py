@@ -15,6 +15,7 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from chatbot import yamlio
+from chatbot.config import DecodeConfig
 from chatbot.errors import BotValidationError, ConfigError, LocatedError, YamlError
 from chatbot.intents.nodes import Reader
 from chatbot.transcripts import matchers as m
@@ -143,8 +144,6 @@ class _FileReader:
         return Transcript(self.file, name, seed, tuple(turns), decode, description)
 
     def _decode(self, node: Node) -> dict[str, Any]:
-        from chatbot.decoding import DecodeConfig
-
         names = list(DecodeConfig.__dataclass_fields__)
         entries = self.reader.mapping(node, what="'decode'", keys=names) or {}
         settings = {k: self.reader.value(v) for k, (_, v) in entries.items() if k in names}

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chatbot.bot import Chatbot
+from chatbot.config import DecodeConfig
 from chatbot.dialogue import Reply
 from chatbot.errors import ChatbotError
 from chatbot.session import Session, SessionStore
@@ -86,8 +87,6 @@ def replay_bot_for(bot: Chatbot, *, decode: dict[str, Any] | None = None) -> Cha
     """
     settings = None
     if bot.generator is not None:
-        from chatbot.decoding import DecodeConfig
-
         base = bot.dialogue.decode or getattr(bot.generator, "decode", None)
         if not isinstance(base, DecodeConfig):
             base = DecodeConfig()

@@ -1,0 +1,28 @@
+"""Where models live: the packaged default and how a model argument is resolved.
+
+No torch import, so that reading a bot directory (`botdir`) stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chatbot import fsutil
+
+MANIFEST = "manifest.json"
+
+
+def packaged_model_dir() -> Path:
+    """The default bot's model directory, shipped inside the package."""
+    return Path(__file__).parent / "models" / "default"
+
+
+def resolve_model_dir(name: str | Path) -> Path:
+    """`default`, a model directory, or a training run folder (its `model/`)."""
+    if str(name) == "default":
+        return packaged_model_dir()
+    path = Path(name)
+    inner = path / "model"
+    if not (path / MANIFEST).exists() and (fsutil.resolve_dir(inner) / MANIFEST).exists():
+        return inner
+    return path
