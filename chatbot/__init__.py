@@ -5,7 +5,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from chatbot.bot import Chatbot
-from chatbot.config import Config, DataConfig, ModelConfig, TokenizerConfig, TrainConfig
+from chatbot.config import (
+    Config,
+    DataConfig,
+    DecodeConfig,
+    ModelConfig,
+    TokenizerConfig,
+    TrainConfig,
+)
 from chatbot.dialogue import DialogueManager, Reply, Trace
 from chatbot.errors import (
     BotValidationError,
@@ -28,6 +35,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "DataError",
+    "DecodeConfig",
     "DialogueManager",
     "IntentMatcher",
     "MemoryStore",

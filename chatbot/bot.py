@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.botdir import BotDefinition, load_bot
+from chatbot.config import DecodeConfig
 from chatbot.dialogue import DialogueManager, Reply, ReplyGenerator
 from chatbot.errors import SessionError
 from chatbot.intents import IntentSet
@@ -44,7 +45,7 @@ class Chatbot:
         *,
         generator: ReplyGenerator | None = None,
         store: SessionStore | None = None,
-        decode: Any = None,
+        decode: DecodeConfig | None = None,
         name: str = "chatbot",
     ) -> None:
         self.name = name
@@ -59,7 +60,7 @@ class Chatbot:
         path: str | Path | None = None,
         *,
         store: SessionStore | str | Path | None = None,
-        decode: Any = None,
+        decode: DecodeConfig | None = None,
     ) -> Chatbot:
         """Loads a bot directory (default: the packaged default bot) and its model.
 
@@ -82,7 +83,7 @@ class Chatbot:
         definition: BotDefinition,
         *,
         store: SessionStore | str | Path | None = None,
-        decode: Any = None,
+        decode: DecodeConfig | None = None,
     ) -> Chatbot:
         """A bot from a loaded definition; loads its model, if it has one."""
         generator = None
@@ -137,15 +138,18 @@ class Chatbot:
         self._save(session)
         return session
 
-    def send(self, session: Session, text: str) -> Reply:
-        """The reply to `text` in `session`."""
-        return self.send_batch([(session, text)])[0]
+    def send(self, session: Session, text: str, *, decode: DecodeConfig | None = None) -> Reply:
+        """The reply to `text` in `session` (`decode`: this turn's decoding settings)."""
+        return self.send_batch([(session, text)], decode=decode)[0]
 
-    def send_batch(self, items: Iterable[tuple[Session, str]]) -> list[Reply]:
+    def send_batch(
+        self, items: Iterable[tuple[Session, str]], *, decode: DecodeConfig | None = None
+    ) -> list[Reply]:
         """Replies for many (session, text) pairs, decoded together.
 
         Each round of distinct sessions is one batched decode; a session that appears
-        again goes to the next round, so its turns stay in order.
+        again goes to the next round, so its turns stay in order. `decode` replaces
+        the bot's decoding settings for these turns only.
         """
         pairs = list(items)
         for session, _ in pairs:
@@ -159,7 +163,7 @@ class Chatbot:
                 if pairs[index][0].id not in seen:
                     now.append(index)
                     seen.add(pairs[index][0].id)
-            answered = self._round([pairs[index] for index in now])
+            answered = self._round([pairs[index] for index in now], decode)
             replies.update(zip(now, answered, strict=True))
             waiting = [index for index in waiting if index not in replies]
         return [replies[index] for index in range(len(pairs))]
@@ -171,12 +175,14 @@ class Chatbot:
             session.apply(Reset())
             self._save(session)
 
-    def _round(self, items: list[tuple[Session, str]]) -> list[Reply]:
+    def _round(
+        self, items: list[tuple[Session, str]], decode: DecodeConfig | None
+    ) -> list[Reply]:
         sessions = sorted((s for s, _ in items), key=lambda s: s.id)
         for session in sessions:
             session.lock.acquire()
         try:
-            replies = self.dialogue.handle_batch(items)
+            replies = self.dialogue.handle_batch(items, decode=decode)
             for session, _ in items:
                 self._save(session)
             return replies

@@ -196,12 +196,16 @@ class DialogueManager:
         self.matcher = IntentMatcher(intents.intents)
         self._by_name = {intent.name: intent for intent in intents.intents}
 
-    def handle(self, session: Session, text: str) -> Reply:
-        """The reply to `text` in `session`; the turn's events are applied to it."""
-        return self.handle_batch([(session, text)])[0]
+    def handle(self, session: Session, text: str, *, decode: Any = None) -> Reply:
+        """The reply to `text` in `session`; the turn's events are applied to it.
+        `decode` (a `DecodeConfig`) replaces `self.decode` for this turn."""
+        return self.handle_batch([(session, text)], decode=decode)[0]
 
-    def handle_batch(self, items: Sequence[tuple[Session, str]]) -> list[Reply]:
-        """Replies for several sessions (each at most once) with one batched decode."""
+    def handle_batch(
+        self, items: Sequence[tuple[Session, str]], *, decode: Any = None
+    ) -> list[Reply]:
+        """Replies for several sessions (each at most once) with one batched decode
+        (with `decode`, if given, instead of `self.decode`)."""
         ids = [session.id for session, _ in items]
         if len(set(ids)) != len(ids):
             raise ValueError("a batch may hold each session once")
@@ -210,7 +214,7 @@ class DialogueManager:
         split = order.index("neural") if "neural" in order else len(order)
         for turn in turns:
             self._run(turn, order[:split])
-        self._decode([t for t in turns if t.answer is None and "neural" in order])
+        self._decode([t for t in turns if t.answer is None and "neural" in order], decode)
         for turn in turns:
             self._run(turn, (*order[split:], "fallback"))
         self._advance_states(turns)
@@ -300,7 +304,7 @@ class DialogueManager:
         turn.steps.append("fallback: answered")
         return _Answer(text, "fallback")
 
-    def _decode(self, turns: list[_Turn]) -> None:
+    def _decode(self, turns: list[_Turn], decode: Any) -> None:
         """Asks the generator once for every turn still open that has something to answer."""
         asked = [t for t in turns if t.text and self.generator is not None]
         if not asked:
@@ -309,7 +313,8 @@ class DialogueManager:
             turn.state = self._state(turn.session)
         items = [(t.state, t.text, t.session.last_reply) for t in asked]
         assert self.generator is not None
-        results = self.generator.respond(items, decode=self.decode, seed=asked[0].seed)
+        decode = self.decode if decode is None else decode
+        results = self.generator.respond(items, decode=decode, seed=asked[0].seed)
         for turn, (generation, state) in zip(asked, results, strict=True):
             turn.neural, turn.state_after_user = generation, state
 

@@ -62,6 +62,7 @@ class FakeGenerator:
         self.script = script or {}
         self.confidence = confidence
         self.respond_calls: list[int] = []
+        self.decodes: list[object] = []
         self.observed: list[str] = []
         self._lock = threading.Lock()
 
@@ -87,6 +88,7 @@ class FakeGenerator:
     ) -> list[tuple[FakeGeneration, FakeState]]:
         with self._lock:
             self.respond_calls.append(len(items))
+            self.decodes.append(decode)
         results = []
         for state, text, _previous in items:
             after = self._mix(state, text)

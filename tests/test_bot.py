@@ -13,7 +13,7 @@ import pytest
 import torch
 from fakegen import FakeGenerator
 
-from chatbot import Chatbot, Reply
+from chatbot import Chatbot, DecodeConfig, Reply
 from chatbot.botdir import default_bot_dir, load_bot
 from chatbot.checkpoint import packaged_model_dir
 from chatbot.cli import main
@@ -39,6 +39,19 @@ def test_a_session_answers_with_intents_and_the_model() -> None:
         ("Your name is Ada.", "intent", "ask_user_name"),
     ]
     assert session.slots == {"name": "Ada"}
+
+
+def test_decoding_settings_per_bot_and_per_call() -> None:
+    generator = FakeGenerator()
+    default, beam = DecodeConfig(max_length=20), DecodeConfig(strategy="beam", beam_size=3)
+    bot = Chatbot(load_bot().intents, generator=generator, decode=default)
+    a, b = bot.session("a"), bot.session("b")
+    a.send("do you like pizza?")
+    a.send("i went hiking", decode=beam)
+    bot.send_batch([(a, "it rained"), (b, "i cooked pasta")], decode=beam)
+    bot.send(b, "then i slept")
+    assert generator.decodes == [default, beam, beam, default]
+    assert bot.dialogue.decode == default
 
 
 def test_reset_starts_over_and_is_stored() -> None:

@@ -30,6 +30,7 @@ from chatbot.session.events import (
 )
 
 if TYPE_CHECKING:
+    from chatbot.config import DecodeConfig
     from chatbot.dialogue import Reply
 
 SESSION_VERSION = 1
@@ -47,7 +48,9 @@ StateDecoder = Callable[[bytes], NeuralStateLike]
 class Responder(Protocol):
     """What a session bound to a bot delegates its turns to (the `Chatbot`)."""
 
-    def send_batch(self, items: Iterable[tuple[Session, str]]) -> list[Reply]: ...
+    def send_batch(
+        self, items: Iterable[tuple[Session, str]], *, decode: DecodeConfig | None = None
+    ) -> list[Reply]: ...
 
     def reset_session(self, session: Session) -> None: ...
 
@@ -182,9 +185,10 @@ class Session:
         """The bot this session is attached to."""
         return self._responder
 
-    def send(self, text: str) -> Reply:
-        """The bot's reply to `text` (any string)."""
-        return self._bound().send_batch([(self, text)])[0]
+    def send(self, text: str, *, decode: DecodeConfig | None = None) -> Reply:
+        """The bot's reply to `text` (any string); `decode` (a `DecodeConfig`)
+        replaces the bot's decoding settings for this turn."""
+        return self._bound().send_batch([(self, text)], decode=decode)[0]
 
     def reset(self) -> None:
         """Starts the conversation over (a `Reset` event)."""
