@@ -314,11 +314,15 @@ def degenerate_flags(reply: str, user: str, previous: str | None) -> tuple[Flag,
 
 
 def is_loop(said: Sequence[str]) -> bool:
-    grams = [tuple(said[i : i + LOOP_NGRAM]) for i in range(len(said) - LOOP_NGRAM + 1)]
+    grams = list(zip(*(said[i:] for i in range(LOOP_NGRAM)), strict=False))
     if grams and len(set(grams)) < LOOP_MAX_DISTINCT * len(grams):
         return True
-    runs = (said[i : i + LOOP_RUN] for i in range(len(said) - LOOP_RUN + 1))
-    return any(len(set(run)) == 1 for run in runs)
+    streak = 1
+    for before, word in zip(said, said[1:], strict=False):
+        streak = streak + 1 if word == before else 1
+        if streak >= LOOP_RUN:
+            return True
+    return False
 
 
 def is_echo(said: Sequence[str], user: Sequence[str]) -> bool:

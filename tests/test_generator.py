@@ -12,12 +12,16 @@ from hypothesis import strategies as st
 from chatbot.config import Config
 from chatbot.decoding import DecodeConfig, Strategy
 from chatbot.generator import (
+    LOOP_MAX_DISTINCT,
+    LOOP_NGRAM,
+    LOOP_RUN,
     Generation,
     Generator,
     NeuralState,
     StateError,
     _contains,
     degenerate_flags,
+    is_loop,
 )
 from chatbot.model import HRED
 from chatbot.text import Tokenizer
@@ -359,3 +363,18 @@ def test_contains_is_a_run_of_consecutive_words(outer: list[str], inner: list[st
     n = len(inner)
     by_slices = any(outer[i : i + n] == inner for i in range(len(outer) - n + 1))
     assert _contains(outer, inner) == by_slices
+
+
+def _loop_by_definition(said: list[str]) -> bool:
+    """`is_loop` spelled out: repeated n-grams, or one word LOOP_RUN times running."""
+    grams = [tuple(said[i : i + LOOP_NGRAM]) for i in range(len(said) - LOOP_NGRAM + 1)]
+    if grams and len(set(grams)) < LOOP_MAX_DISTINCT * len(grams):
+        return True
+    runs = (said[i : i + LOOP_RUN] for i in range(len(said) - LOOP_RUN + 1))
+    return any(len(set(run)) == 1 for run in runs)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["i", "like", "to", "cook", "a"]), max_size=14))
+def test_is_loop_agrees_with_its_definition(said: list[str]) -> None:
+    assert is_loop(said) == _loop_by_definition(said)
