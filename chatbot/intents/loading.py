@@ -34,7 +34,7 @@ from chatbot.intents.text import normalize
 
 FILE_KEYS = ("version", "intents", "fallback", "policy")
 INTENT_KEYS = (
-    "name", "description", "examples", "patterns", "responses",
+    "name", "description", "examples", "negative_examples", "patterns", "responses",
     "override", "priority", "requires", "sets",
 )
 POLICY_KEYS = ("order", "intent_threshold", "ambiguity_margin", "neural_min_confidence")
@@ -156,6 +156,9 @@ def _read_intent(state: _Folder, reader: Reader, node: Node) -> None:
     examples, patterns = [], []
     if "examples" in entries:
         examples = _read_examples(state, reader, entries["examples"][1], name)
+    negatives: list[str] = []
+    if "negative_examples" in entries:
+        negatives = _read_negatives(reader, entries["negative_examples"][1], name, examples)
     if "patterns" in entries:
         patterns = _read_patterns(reader, entries["patterns"][1])
     responses: list[Response] = []
@@ -172,6 +175,7 @@ def _read_intent(state: _Folder, reader: Reader, node: Node) -> None:
             name=name,
             examples=tuple(examples),
             patterns=tuple(patterns),
+            negative_examples=tuple(negatives),
             responses=tuple(responses),
             override=_optional(reader.boolean, get("override"), "'override'", False),
             priority=_optional(reader.integer, get("priority"), "'priority'", 0),
@@ -207,6 +211,30 @@ def _read_examples(state: _Folder, reader: Reader, node: Node, intent: str) -> l
         state.examples[key] = (intent, reader.where(item))
         examples.append(text)
     return examples
+
+
+def _read_negatives(
+    reader: Reader, node: Node, intent: str, examples: list[str]
+) -> list[str]:
+    """Utterances the intent must not take (see `IntentMatcher`). They may be
+    another intent's examples, but not this intent's."""
+    own = {normalize(text) for text in examples}
+    where: dict[str, str] = {}
+    negatives = []
+    for text, item in reader.strings(node, what="'negative_examples'"):
+        key = normalize(text)
+        if not key:
+            reader.error(item, f"negative example {text!r} has no words to match")
+        elif key in own:
+            reader.error(item, f"{text!r} is both an example and a negative example of {intent!r}")
+        elif key in where:
+            reader.error(item, f"duplicate negative example {text!r} (first at {where[key]})")
+        else:
+            where[key] = reader.where(item)
+            negatives.append(text)
+    if negatives and not examples:
+        reader.error(node, f"intent {intent!r} has negative examples but no examples")
+    return negatives
 
 
 def _read_patterns(reader: Reader, node: Node) -> list[re.Pattern[str]]:

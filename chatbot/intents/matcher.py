@@ -4,7 +4,9 @@ A pattern that matches scores 1.0 and fills slots from its named groups. Otherwi
 an intent scores the cosine similarity between the utterance and its nearest
 example, over TF-IDF weighted character n-grams of the normalised words. Character
 n-grams make the score survive typos, case and punctuation ("helo!!" is close
-to "hello").
+to "hello"). An intent whose nearest negative example is at least as close as
+its nearest example does not match by examples at all ("how old are you" as a
+negative example of an intent whose example is "how are you").
 """
 
 from __future__ import annotations
@@ -65,7 +67,12 @@ class IntentMatcher:
         examples = [(i.name, e) for i in self.intents for e in i.examples]
         self._examples = [e for _, e in examples]
         self._owners = [name for name, _ in examples]
-        self._build_index([features(e) for e in self._examples])
+        negatives = [(i.name, e) for i in self.intents if i.examples for e in i.negative_examples]
+        # Rows: every example, then every negative example (each block grouped by intent).
+        self._build_index([features(e) for _, e in examples + negatives])
+        self._negative_starts, self._negative_groups = self._negative_blocks(
+            [name for name, _ in negatives]
+        )
 
     def _build_index(self, docs: list[Counter[str]]) -> None:
         """An inverted index: feature -> (example rows, weights), as flat CSC arrays."""
@@ -91,6 +98,21 @@ class IntentMatcher:
                 names.append(owner)
         self._group_starts = np.array(starts, dtype=np.intp)
         self._group_names = names
+        self._negative_rows = n_docs - len(self._owners)
+
+    def _negative_blocks(
+        self, owners: list[str]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """Where each intent's negative examples start (rows after the examples)
+        and that intent's index among the example groups."""
+        group = {name: index for index, name in enumerate(self._group_names)}
+        starts: list[int] = []
+        groups: list[int] = []
+        for row, owner in enumerate(owners):
+            if not groups or groups[-1] != group[owner]:
+                starts.append(len(self._examples) + row)
+                groups.append(group[owner])
+        return np.array(starts, dtype=np.intp), np.array(groups, dtype=np.intp)
 
     def _weights(self, counts: Counter[str]) -> dict[str, float]:
         """L2-normalised sublinear TF-IDF weights."""
@@ -135,8 +157,16 @@ class IntentMatcher:
         offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
         positions = offsets + np.arange(int(lengths.sum()))
         values = self._values[positions] * np.repeat([w for _, w in known], lengths)
-        scores = np.bincount(self._rows[positions], weights=values, minlength=len(self._examples))
+        rows = len(self._examples)
+        everything = np.bincount(
+            self._rows[positions], weights=values, minlength=rows + self._negative_rows
+        )
+        scores = everything[:rows]
         per_intent = np.maximum.reduceat(scores, self._group_starts)
+        if len(self._negative_starts):
+            nearest_negative = np.maximum.reduceat(everything, self._negative_starts)
+            vetoed = self._negative_groups[nearest_negative >= per_intent[self._negative_groups]]
+            per_intent[vetoed] = 0.0
         top = np.argsort(-per_intent, kind="stable")[:limit]
         found = []
         for index in (int(i) for i in top if per_intent[i] > 0):

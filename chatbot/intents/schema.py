@@ -50,6 +50,7 @@ class Intent:
     name: str
     examples: tuple[str, ...] = ()
     patterns: tuple[re.Pattern[str], ...] = ()
+    negative_examples: tuple[str, ...] = ()
     responses: tuple[Response, ...] = ()
     override: bool = False
     priority: int = 0

@@ -191,3 +191,40 @@ def test_an_empty_folder_gives_the_default_fallback(tmp_path: Path) -> None:
     loaded = load_intents(tmp_path / "intents")
     assert loaded.intents == ()
     assert loaded.fallback[0].text == "Sorry, I didn't catch that. Could you say it another way?"
+
+
+def test_negative_examples_load_and_are_checked(tmp_path: Path) -> None:
+    write(tmp_path, "a.yml", """\
+        version: 1
+        intents:
+          - name: how_are_you
+            examples: [how are you]
+            negative_examples: [how old are you, what's your age]
+            responses: [Fine!]
+        """)
+    [intent] = load_intents(tmp_path / "intents").intents
+    assert intent.negative_examples == ("how old are you", "what's your age")
+    write(tmp_path, "a.yml", """\
+        version: 1
+        intents:
+          - name: how_are_you
+            examples: [how are you]
+            negative_examples:
+              - How are you?
+              - how old are you
+              - how old are you!
+              - '...'
+            responses: [Fine!]
+          - name: rules_only
+            patterns: ['^x$']
+            negative_examples: [y]
+            responses: [X]
+        """)
+    assert problems(tmp_path) == [
+        "intents/a.yml:6:9: 'How are you?' is both an example and a negative example of "
+        "'how_are_you'",
+        "intents/a.yml:8:9: duplicate negative example 'how old are you!' "
+        f"(first at {tmp_path}/intents/a.yml:7:9)",
+        "intents/a.yml:9:9: negative example '...' has no words to match",
+        "intents/a.yml:13:24: intent 'rules_only' has negative examples but no examples",
+    ]

@@ -60,3 +60,31 @@ def test_ranking_is_sorted_and_limited(matcher: IntentMatcher) -> None:
 
 def test_no_intents_means_no_matches() -> None:
     assert IntentMatcher([]).rank("hello") == []
+
+
+def test_a_negative_example_at_least_as_close_as_every_example_vetoes_the_intent() -> None:
+    how_are_you = Intent(
+        "how_are_you",
+        examples=("how are you", "how are you doing"),
+        negative_examples=("how old are you",),
+    )
+    plain = IntentMatcher([Intent("how_are_you", examples=("how are you", "how are you doing"))])
+    matcher = IntentMatcher([how_are_you, Intent("greet", examples=("hello",))])
+    assert [m.intent for m in plain.rank("how old are you?")] == ["how_are_you"]
+    # The negative example and near paraphrases of it are closer than any example.
+    for text in ("how old are you?", "How old r you"):
+        assert "how_are_you" not in [m.intent for m in matcher.rank(text)]
+    # What the examples say still matches, with the same score as without negatives.
+    for text in ("how are you?", "how are you doing today"):
+        match = matcher.rank(text)[0]
+        assert (match.intent, match.example) == ("how_are_you", plain.rank(text)[0].example)
+    assert matcher.rank("how are you?")[0].score == 1.0
+
+
+def test_a_negative_example_may_be_another_intents_example() -> None:
+    matcher = IntentMatcher([
+        Intent("how_are_you", examples=("how are you",), negative_examples=("how old are you",)),
+        Intent("bot_age", examples=("how old are you", "what is your age")),
+    ])
+    assert [(m.intent, m.score) for m in matcher.rank("how old are you")] == [("bot_age", 1.0)]
+    assert matcher.rank("how are you")[0].intent == "how_are_you"
