@@ -60,11 +60,13 @@ def _candidate(
     missing = [f"context {c}" for c in intent.requires.context if c not in contexts]
     missing += [f"slot {s}" for s in intent.requires.slots if s not in slots]
     note = f"requires {', '.join(missing)}" if missing else ""
-    if not note and match.example is not None:
+    if match.negative is not None:
+        note = f"vetoed: negative example {match.negative!r} is as close as {match.example!r}"
+    elif not note and match.example is not None:
         note = f"nearest example {match.example!r}"
     return Candidate(
         match.intent, match.score, match.via, intent.priority, intent.override,
-        eligible=not missing, note=note,
+        eligible=not missing and match.negative is None, note=note,
     )
 
 

@@ -5,7 +5,8 @@ an intent scores the cosine similarity between the utterance and its nearest
 example, over TF-IDF weighted character n-grams of the normalised words. Character
 n-grams make the score survive typos, case and punctuation ("helo!!" is close
 to "hello"). An intent whose nearest negative example is at least as close as
-its nearest example does not match by examples at all ("how old are you" as a
+its nearest example is vetoed: it is ranked with its score but names that
+negative example, and `decide` never chooses it ("how old are you" as a
 negative example of an intent whose example is "how are you").
 """
 
@@ -15,7 +16,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,8 @@ class Match:
         via: `pattern` or `examples`.
         slots: slot values from the pattern's named groups.
         example: the nearest example (for `via == "examples"`).
+        negative: the negative example that vetoes this match, if one is at
+            least as close as `example`.
     """
 
     intent: str
@@ -44,6 +47,7 @@ class Match:
     via: Literal["pattern", "examples"]
     slots: tuple[tuple[str, str], ...] = ()
     example: str | None = None
+    negative: str | None = None
 
 
 def features(text: str) -> Counter[str]:
@@ -68,6 +72,7 @@ class IntentMatcher:
         self._examples = [e for _, e in examples]
         self._owners = [name for name, _ in examples]
         negatives = [(i.name, e) for i in self.intents if i.examples for e in i.negative_examples]
+        self._negatives = [e for _, e in negatives]
         # Rows: every example, then every negative example (each block grouped by intent).
         self._build_index([features(e) for _, e in examples + negatives])
         self._negative_starts, self._negative_groups = self._negative_blocks(
@@ -113,6 +118,22 @@ class IntentMatcher:
                 starts.append(len(self._examples) + row)
                 groups.append(group[owner])
         return np.array(starts, dtype=np.intp), np.array(groups, dtype=np.intp)
+
+    def _vetoes(
+        self, scores: npt.NDArray[Any], per_intent: npt.NDArray[Any]
+    ) -> dict[int, str]:
+        """Intent group -> its nearest negative example, where that is at least as
+        close as the intent's nearest example (`scores` of every row)."""
+        if not len(self._negative_starts):
+            return {}
+        nearest = np.maximum.reduceat(scores, self._negative_starts)
+        vetoes = {}
+        for block in np.flatnonzero(nearest >= per_intent[self._negative_groups]):
+            start = int(self._negative_starts[block])
+            stop = _group_stop(self._negative_starts, int(block), len(scores))
+            row = start + int(np.argmax(scores[start:stop])) - len(self._examples)
+            vetoes[int(self._negative_groups[block])] = self._negatives[row]
+        return vetoes
 
     def _weights(self, counts: Counter[str]) -> dict[str, float]:
         """L2-normalised sublinear TF-IDF weights."""
@@ -163,10 +184,7 @@ class IntentMatcher:
         )
         scores = everything[:rows]
         per_intent = np.maximum.reduceat(scores, self._group_starts)
-        if len(self._negative_starts):
-            nearest_negative = np.maximum.reduceat(everything, self._negative_starts)
-            vetoed = self._negative_groups[nearest_negative >= per_intent[self._negative_groups]]
-            per_intent[vetoed] = 0.0
+        vetoes = self._vetoes(everything, per_intent)
         top = np.argsort(-per_intent, kind="stable")[:limit]
         found = []
         for index in (int(i) for i in top if per_intent[i] > 0):
@@ -174,8 +192,9 @@ class IntentMatcher:
             stop = _group_stop(self._group_starts, index, len(scores))
             nearest = start + int(np.argmax(scores[start:stop]))
             score = round(min(1.0, float(per_intent[index])), 6)
-            name = self._group_names[index]
-            found.append(Match(name, score, "examples", example=self._examples[nearest]))
+            name, example = self._group_names[index], self._examples[nearest]
+            veto = vetoes.get(index)
+            found.append(Match(name, score, "examples", example=example, negative=veto))
         return found
 
 

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from chatbot.intents import Intent, IntentMatcher, Match
+from chatbot.intents import Intent, IntentMatcher, Match, Policy
+from chatbot.intents.decide import decide
 from chatbot.intents.matcher import features
 
 INTENTS = [
@@ -63,22 +64,44 @@ def test_no_intents_means_no_matches() -> None:
 
 
 def test_a_negative_example_at_least_as_close_as_every_example_vetoes_the_intent() -> None:
-    how_are_you = Intent(
-        "how_are_you",
-        examples=("how are you", "how are you doing"),
-        negative_examples=("how old are you",),
-    )
-    plain = IntentMatcher([Intent("how_are_you", examples=("how are you", "how are you doing"))])
-    matcher = IntentMatcher([how_are_you, Intent("greet", examples=("hello",))])
-    assert [m.intent for m in plain.rank("how old are you?")] == ["how_are_you"]
-    # The negative example and near paraphrases of it are closer than any example.
+    examples = ("how are you", "how are you doing")
+    plain = IntentMatcher([Intent("how_are_you", examples=examples)])
+    matcher = IntentMatcher([
+        Intent("how_are_you", examples=examples, negative_examples=("how old are you",)),
+        Intent("greet", examples=("hello",)),
+    ])
+    assert plain.rank("how old are you?")[0].negative is None
+    # The negative example, and near paraphrases of it, are closer than any example.
     for text in ("how old are you?", "How old r you"):
-        assert "how_are_you" not in [m.intent for m in matcher.rank(text)]
-    # What the examples say still matches, with the same score as without negatives.
+        match = matcher.rank(text)[0]
+        assert (match.intent, match.negative) == ("how_are_you", "how old are you")
+        assert match.example == plain.rank(text)[0].example
+    # What the examples say still matches, unvetoed.
     for text in ("how are you?", "how are you doing today"):
         match = matcher.rank(text)[0]
-        assert (match.intent, match.example) == ("how_are_you", plain.rank(text)[0].example)
+        assert (match.intent, match.example, match.negative) == (
+            "how_are_you", plain.rank(text)[0].example, None
+        )
     assert matcher.rank("how are you?")[0].score == 1.0
+
+
+def test_a_vetoed_intent_is_never_chosen_and_the_trace_says_why() -> None:
+    how_are_you = Intent(
+        "how_are_you", examples=("how are you",), negative_examples=("how old are you",)
+    )
+    intents = [how_are_you, Intent("bot_age", examples=("what is your age",))]
+    matcher = IntentMatcher(intents)
+    by_name = {intent.name: intent for intent in intents}
+    policy = Policy(intent_threshold=0.3, ambiguity_margin=0.05)
+    decision = decide(matcher.rank("how old are you"), by_name, policy)
+    vetoed = next(c for c in decision.candidates if c.intent == "how_are_you")
+    assert not vetoed.eligible
+    assert vetoed.note == "vetoed: negative example 'how old are you' is as close as 'how are you'"
+    assert decision.best is None
+    assert decision.reason == "no intent reaches the threshold 0.3 (best: bot_age 0.090)"
+    assert decide(matcher.rank("how are you?"), by_name, policy).best == Match(
+        "how_are_you", 1.0, "examples", example="how are you"
+    )
 
 
 def test_a_negative_example_may_be_another_intents_example() -> None:
@@ -86,5 +109,7 @@ def test_a_negative_example_may_be_another_intents_example() -> None:
         Intent("how_are_you", examples=("how are you",), negative_examples=("how old are you",)),
         Intent("bot_age", examples=("how old are you", "what is your age")),
     ])
-    assert [(m.intent, m.score) for m in matcher.rank("how old are you")] == [("bot_age", 1.0)]
+    [age, vetoed] = matcher.rank("how old are you")
+    assert (age.intent, age.score, age.negative) == ("bot_age", 1.0, None)
+    assert (vetoed.intent, vetoed.negative) == ("how_are_you", "how old are you")
     assert matcher.rank("how are you")[0].intent == "how_are_you"
