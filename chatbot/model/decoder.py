@@ -12,7 +12,8 @@ from torch import nn
 from chatbot.config import Attention
 from chatbot.model.attention import LuongAttention, additive_mask
 from chatbot.model.dropout import Dropout
-from chatbot.model.gru import InferenceCache, gru_gates, run_gru
+from chatbot.model.gru import gru_gates, run_gru
+from chatbot.model.inference import InferenceCache
 
 EMPTY = torch.empty(0)
 """Stands for a `Memory.bias` to derive from the mask."""

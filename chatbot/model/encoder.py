@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from chatbot.model.dropout import Dropout
-from chatbot.model.gru import InferenceCache, run_gru, run_gru_on_tokens
+from chatbot.model.gru import run_gru
+from chatbot.model.inference import InferenceCache, run_gru_on_tokens
 
 
 class UtteranceEncoder(nn.Module):
