@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatbot.botdir import check_bot, default_bot_dir, load_bot
+from chatbot.intents import IntentMatcher
+from chatbot.intents.decide import decide
 from chatbot.intents.evaluate import evaluate_intents, load_cases
 
 PARAPHRASES = Path(__file__).parent / "paraphrases.yml"
@@ -34,10 +36,31 @@ def test_the_default_bot_checks_clean_apart_from_the_model() -> None:
 
 def test_paraphrase_accuracy_of_the_default_intents() -> None:
     report = evaluate_intents(load_bot().intents, load_cases(PARAPHRASES))
-    assert (report.total, report.in_scope, report.out_of_scope) == (158, (77, 108), (46, 50))
-    assert round(report.accuracy, 3) == 0.778
+    assert (report.total, report.in_scope, report.out_of_scope) == (156, (78, 108), (46, 48))
+    assert round(report.accuracy, 3) == 0.795
     wrong = [(text, expected, chosen) for text, expected, chosen in report.errors if chosen]
-    assert len(wrong) == 5
+    assert wrong == [
+        ("what am i called", "ask_user_name", "user_name"),
+        ("tell me about it", None, "bot_identity"),
+        ("what do you think", None, "help"),
+    ]
+
+
+def test_the_negative_examples_leave_near_miss_questions_to_the_model() -> None:
+    bot = load_bot()
+    matcher = IntentMatcher(bot.intents.intents)
+    by_name = {intent.name: intent for intent in bot.intents.intents}
+    for text, vetoed in [
+        ("how old are you?", "how_are_you"),
+        ("How old r u", "how_are_you"),
+        ("what do you do for fun?", "help"),
+    ]:
+        decision = decide(matcher.rank(text), by_name, bot.intents.policy)
+        assert decision.best is None, text
+        assert any(c.intent == vetoed and not c.eligible for c in decision.candidates), text
+    for text, intent in [("how are you?", "how_are_you"), ("what do you do?", "help")]:
+        decision = decide(matcher.rank(text), by_name, bot.intents.policy)
+        assert decision.best is not None and decision.best.intent == intent
 
 
 def test_package_data_ships_every_bot_definition_file() -> None:
