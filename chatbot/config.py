@@ -438,16 +438,6 @@ class DecodeConfig:
 
 
 def _parse(name: str, raw: Any, kind: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    text = raw.strip()
-    try:
-        if kind is int:
-            return int(text.replace("_", ""))
-        if kind is float:
-            return float(text)
-    except ValueError:
-        raise ConfigError(
-            f"decode.{name} expects {'an integer' if kind is int else 'a number'}, got {raw!r}"
-        ) from None
-    return text
+    """A decode setting given as text (`/set temperature=0.7`), parsed as config
+    overrides are; other values are left for `DecodeConfig.validate`."""
+    return _coerce(f"decode.{name}", raw.strip(), kind) if isinstance(raw, str) else raw

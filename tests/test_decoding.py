@@ -169,7 +169,9 @@ def test_replace_parses_strings_from_a_repl() -> None:
             "unknown decode setting 'tempreature' (did you mean 'temperature'?)",
         ),
         ({"beam_size": "five"}, "decode.beam_size expects an integer, got 'five'"),
-        ({"top_p": "x"}, "decode.top_p expects a number, got 'x'"),
+        ({"top_p": "x"}, "decode.top_p expects a finite number, got 'x'"),
+        ({"temperature": "inf"}, "decode.temperature expects a finite number, got 'inf'"),
+        ({"strategy": " best"}, "decode.strategy must be one of greedy, beam, sample (got 'best')"),
         ({"beam_size": "0"}, "decode.beam_size must be in [1, 64] (got 0)"),
     ],
 )

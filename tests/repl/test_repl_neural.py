@@ -63,7 +63,7 @@ def test_set_changes_the_decoding_and_explains_bad_values(
         "decoding: strategy=greedy beam=5 temperature=1 top_k=0 top_p=1",
         "decoding: beam 3",
         "/set: decode.beam_size must be in [1, 64] (got 0)",
-        "/set: decode.temperature expects a number, got 'hot'",
+        "/set: decode.temperature expects a finite number, got 'hot'",
         "/set: unknown key 'tmperature' (did you mean temperature?); keys: strategy,",
         "beam, temperature, top_k, top_p",
         "/set expects key=value, e.g. /set temperature=0.7; keys: strategy, beam,",
