@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +11,7 @@ from torch import nn
 from chatbot.config import Attention
 from chatbot.model.attention import LuongAttention, additive_mask
 from chatbot.model.dropout import Dropout
-from chatbot.model.gru import gru_gates, run_gru
+from chatbot.model.gru import flat_weights, gru_gates, run_gru
 from chatbot.model.inference import InferenceCache
 
 EMPTY = torch.empty(0)
@@ -192,8 +191,7 @@ class Decoder(nn.Module):
         # Few module attribute lookups: each costs about a microsecond, a step ~50 µs.
         gru, embedding = self.gru, self.embedding.weight
         recording = torch.is_grad_enabled()
-        # Per layer: weight_ih, weight_hh, bias_ih, bias_hh (as `nn.GRU` reads them).
-        flat = cast(list[torch.Tensor], gru._flat_weights)
+        flat = flat_weights(gru)
         if recording:
             gates = F.linear(F.embedding(token, embedding), flat[0], flat[2])
         else:

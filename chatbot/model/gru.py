@@ -24,7 +24,7 @@ Same equations as `nn.GRU`:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -182,6 +182,16 @@ def gru_gates(gi: torch.Tensor, gh: torch.Tensor, hidden: torch.Tensor) -> torch
     gh_rz, gh_n = gh.split_with_sizes([2 * h, h], dim=1)
     r, z = torch.sigmoid(gi_rz + gh_rz).chunk(2, dim=1)
     return torch.lerp(torch.addcmul(gi_n, r, gh_n).tanh_(), hidden, z)
+
+
+def flat_weights(gru: nn.GRU) -> list[torch.Tensor]:
+    """The GRU's parameters in `nn.GRU`'s order: per layer and direction, weight_ih,
+    weight_hh, bias_ih, bias_hh. Its own list (`_flat_weights`, kept current on
+    assignment and `.to()`) where torch has one: cheaper than `parameters()`,
+    which a decoding step would walk every token.
+    """
+    flat = getattr(gru, "_flat_weights", None)
+    return cast(list[torch.Tensor], flat) if flat else list(gru.parameters())
 
 
 def stacked_weights(gru: nn.GRU, layer: int, directions: int) -> list[torch.Tensor]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chatbot.model.gru import longest_first, stacked_weights
+from chatbot.model.gru import flat_weights, longest_first, stacked_weights
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,7 @@ class InferenceCache:
         self._key: tuple[int, ...] = ()
 
     def get(self, embedding: torch.Tensor, gru: nn.GRU) -> InferenceWeights:
-        # `_flat_weights`: the parameters as `nn.GRU` itself reads them, kept current
-        # on assignment and `.to()`; cheaper than `parameters()` (a step asks).
-        tensors = [embedding, *cast(list[torch.Tensor], gru._flat_weights)]
+        tensors = [embedding, *flat_weights(gru)]
         key = tuple(t._version for t in tensors) + tuple(t.data_ptr() for t in tensors)
         if self._weights is None or key != self._key:
             directions = 2 if gru.bidirectional else 1

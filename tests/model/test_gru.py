@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from chatbot.model.gru import reverse_within, run_gru
+from chatbot.model.gru import flat_weights, reverse_within, run_gru
 
 LENGTHS = torch.tensor([6, 3, 1, 5])
 
@@ -103,3 +103,12 @@ def test_lengths_out_of_range_are_refused(lengths: list[int]) -> None:
     gru = nn.GRU(7, 5, 1, batch_first=True)
     with pytest.raises(ValueError, match=r"lengths must be 4 values in \[1, 6\]"):
         run_gru(gru, torch.randn(4, 6, 7), lengths=torch.tensor(lengths))
+
+
+def test_flat_weights_are_the_parameters_in_nn_gru_order() -> None:
+    gru = nn.GRU(7, 5, 2, batch_first=True, bidirectional=True)
+    names = [name for name, _ in gru.named_parameters()]
+    assert names[:4] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    assert [t is p for t, p in zip(flat_weights(gru), gru.parameters(), strict=True)] == [True] * 16
+    del gru._flat_weights  # a torch without the private list: parameters() instead
+    assert [t is p for t, p in zip(flat_weights(gru), gru.parameters(), strict=True)] == [True] * 16
