@@ -364,9 +364,9 @@ def load_checkpoint(
     state = trainer.get("state")
     if not isinstance(state, dict):
         raise FormatError(folder / "trainer.json", "missing trainer state")
-    _check_optimizer_tensors(optimizer, tensors, folder / "trainer.safetensors")
+    optimizer_state = _optimizer_state(optimizer, tensors, folder / "trainer.safetensors")
     try:
-        _restore_optimizer(optimizer, tensors, trainer["param_groups"])
+        _restore_optimizer(optimizer, optimizer_state, trainer["param_groups"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise FormatError(folder / "trainer.json", f"invalid optimizer state: {exc}") from None
     torch.set_rng_state(rng)
@@ -396,14 +396,17 @@ def _optimizer_tensors(
     return tensors, groups
 
 
-def _check_optimizer_tensors(
+def _optimizer_state(
     optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], path: Path
-) -> None:
-    """Refuses optimizer state that names no parameter, holds NaN or Inf, or has
-    the wrong shape: each per-parameter tensor (Adam's moments, a momentum
-    buffer) has its parameter's shape; scalars (Adam's step) have none.
+) -> dict[int, dict[str, torch.Tensor]]:
+    """The `optim.{index}.{key}` tensors as an optimizer's per-parameter state.
+
+    Refuses state that names no parameter, holds NaN or Inf, or has the wrong
+    shape: each per-parameter tensor (Adam's moments, a momentum buffer) has its
+    parameter's shape; scalars (Adam's step) have none.
     """
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    state: dict[int, dict[str, torch.Tensor]] = {}
     for name, tensor in tensors.items():
         if not name.startswith("optim."):
             continue
@@ -415,19 +418,15 @@ def _check_optimizer_tensors(
         shape = tuple(params[int(parts[1])].shape)
         if tensor.dim() and tuple(tensor.shape) != shape:
             raise ShapeError(path, f"{name} has shape {tuple(tensor.shape)}, expected {shape}")
+        state.setdefault(int(parts[1]), {})[parts[2]] = tensor
+    return state
 
 
 def _restore_optimizer(
     optimizer: torch.optim.Optimizer,
-    tensors: dict[str, torch.Tensor],
+    state: dict[int, dict[str, torch.Tensor]],
     groups: list[dict[str, Any]],
 ) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, tensor in tensors.items():
-        if not name.startswith("optim."):
-            continue
-        _, index, key = name.split(".", 2)
-        state.setdefault(int(index), {})[key] = tensor
     fixed = []
     for group in groups:
         fixed.append({k: (tuple(v) if k == "betas" else v) for k, v in group.items()})

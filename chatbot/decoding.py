@@ -206,13 +206,13 @@ class NgramBans:
     def __init__(self, user: torch.Tensor, search: Search, config: DecodeConfig) -> None:
         self.repeat, self.copy = config.no_repeat_ngram, config.block_user_ngrams
         b = user.shape[0]
-        self.lengths = [0] * b
         self.seen: list[dict[tuple[int, ...], set[int]]] = [{} for _ in range(b)]
         self.user: list[dict[tuple[int, ...], set[int]]] = []
         for row in user.tolist():
             tokens = [token for token in row if token != search.pad_id]
             self.user.append(_followers(tokens, self.copy) if self.copy else {})
-        # Each row's last n - 1 reply tokens, for n = no_repeat_ngram and block_user_ngrams.
+        # Each row's last n - 1 reply tokens (fewer, early on), for n = no_repeat_ngram
+        # and block_user_ngrams.
         self.repeat_keys: list[tuple[int, ...]] = [()] * b
         self.copy_keys: list[tuple[int, ...]] = [()] * b
 
@@ -220,15 +220,14 @@ class NgramBans:
         """(positions in `rows`, tokens): what each row may not emit next."""
         at: list[int] = []
         tokens: list[int] = []
-        lengths = self.lengths
         sizes = (self.repeat, self.seen, self.repeat_keys), (self.copy, self.user, self.copy_keys)
         for n, tables, keys in sizes:
             if not n:
                 continue
             for i, row in enumerate(rows):
-                table = tables[row]
-                if table and lengths[row] >= n - 1:
-                    ban = table.get(keys[row])
+                table, key = tables[row], keys[row]
+                if table and len(key) == n - 1:
+                    ban = table.get(key)
                     if ban:
                         at.extend([i] * len(ban))
                         tokens.extend(ban)
@@ -238,11 +237,10 @@ class NgramBans:
         """Appends `tokens[i]` to row `rows[i]`'s reply."""
         repeat, copy = self.repeat, self.copy
         for row, token in zip(rows, tokens, strict=True):
-            length = self.lengths[row] = self.lengths[row] + 1
             if repeat:
                 key = self.repeat_keys[row]
-                if length >= repeat:
-                    # `key` was the n - 1 tokens before this one: a new n-gram.
+                if len(key) == repeat - 1:
+                    # `key` holds the n - 1 tokens before this one: a new n-gram.
                     self.seen[row].setdefault(key, set()).add(token)
                 self.repeat_keys[row] = _shift(key, token, repeat - 1)
             if copy:

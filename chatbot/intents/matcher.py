@@ -95,15 +95,9 @@ class IntentMatcher:
         self._indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
         self._rows = np.array([r for _, r, _ in entries], dtype=np.intp)
         self._values = np.array([w for _, _, w in entries], dtype=np.float64)
-        starts: list[int] = []
-        names: list[str] = []
-        for row, owner in enumerate(self._owners):
-            if not names or names[-1] != owner:
-                starts.append(row)
-                names.append(owner)
-        self._group_starts = np.array(starts, dtype=np.intp)
-        self._group_names = names
-        self._negative_rows = n_docs - len(self._owners)
+        runs = _runs(self._owners)
+        self._group_starts = np.array([row for row, _ in runs], dtype=np.intp)
+        self._group_names = [owner for _, owner in runs]
 
     def _negative_blocks(
         self, owners: list[str]
@@ -111,13 +105,9 @@ class IntentMatcher:
         """Where each intent's negative examples start (rows after the examples)
         and that intent's index among the example groups."""
         group = {name: index for index, name in enumerate(self._group_names)}
-        starts: list[int] = []
-        groups: list[int] = []
-        for row, owner in enumerate(owners):
-            if not groups or groups[-1] != group[owner]:
-                starts.append(len(self._examples) + row)
-                groups.append(group[owner])
-        return np.array(starts, dtype=np.intp), np.array(groups, dtype=np.intp)
+        runs = _runs(owners)
+        starts = [len(self._examples) + row for row, _ in runs]
+        return np.array(starts, dtype=np.intp), np.array([group[o] for _, o in runs], dtype=np.intp)
 
     def _vetoes(
         self, scores: npt.NDArray[Any], per_intent: npt.NDArray[Any]
@@ -180,7 +170,7 @@ class IntentMatcher:
         values = self._values[positions] * np.repeat([w for _, w in known], lengths)
         rows = len(self._examples)
         everything = np.bincount(
-            self._rows[positions], weights=values, minlength=rows + self._negative_rows
+            self._rows[positions], weights=values, minlength=rows + len(self._negatives)
         )
         scores = everything[:rows]
         per_intent = np.maximum.reduceat(scores, self._group_starts)
@@ -196,6 +186,11 @@ class IntentMatcher:
             veto = vetoes.get(index)
             found.append(Match(name, score, "examples", example=example, negative=veto))
         return found
+
+
+def _runs(owners: Sequence[str]) -> list[tuple[int, str]]:
+    """(first row, owner) of each run of rows with the same owner."""
+    return [(row, owner) for row, owner in enumerate(owners) if not row or owners[row - 1] != owner]
 
 
 def _group_stop(starts: npt.NDArray[np.intp], index: int, total: int) -> int:

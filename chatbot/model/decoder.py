@@ -12,7 +12,7 @@ from chatbot.config import Attention
 from chatbot.model.attention import LuongAttention, additive_mask
 from chatbot.model.dropout import Dropout
 from chatbot.model.gru import flat_weights, gru_gates, run_gru
-from chatbot.model.inference import InferenceCache
+from chatbot.model.inference import InferenceCache, version_key
 
 EMPTY = torch.empty(0)
 """Stands for a `Memory.bias` to derive from the mask."""
@@ -34,7 +34,7 @@ class Memory:
     state: (B, H) what every output step adds before its tanh: the conversation
     state's contribution and the combining layer's bias. `bias` (B, 1, S) is
     derived from `mask`: 0 at real positions, -inf at padding (added to scores).
-    `values` (B, S, H), with the combining layer's (version, address) it was
+    `values` (B, S, H), with the combining layer's `version_key` it was
     computed from: see `FOLD_ROWS`; set by the decoder's first such step.
     """
 
@@ -44,7 +44,7 @@ class Memory:
     state: torch.Tensor
     bias: torch.Tensor = field(default=EMPTY, repr=False)
     values: torch.Tensor = field(default=EMPTY, repr=False)
-    values_key: tuple[int, int] = field(default=(0, 0), repr=False)
+    values_key: tuple[int, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.bias is EMPTY:
@@ -156,7 +156,7 @@ class Decoder(nn.Module):
         """`memory.outputs` through the combining layer's context half, kept on
         `memory` until that layer changes."""
         combine = self.combine.weight
-        key = (combine._version, combine.data_ptr())
+        key = version_key([combine])
         if memory.values is EMPTY or memory.values_key != key:
             values = F.linear(memory.outputs, combine[:, memory.outputs.shape[-1] :])
             object.__setattr__(memory, "values", values)
@@ -195,7 +195,7 @@ class Decoder(nn.Module):
         if recording:
             gates = F.linear(F.embedding(token, embedding), flat[0], flat[2])
         else:
-            gates = F.embedding(token, self._inference.get(embedding, gru).table)
+            gates = F.embedding(token, self.input_gates())
         layers: list[torch.Tensor] = []
         for layer in range(gru.num_layers):
             w_ih, w_hh, b_ih, b_hh = flat[4 * layer : 4 * layer + 4]

@@ -32,6 +32,12 @@ class InferenceWeights:
     layers: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], ...]
 
 
+def version_key(tensors: Sequence[torch.Tensor]) -> tuple[int, ...]:
+    """Changes when any of `tensors` changes in place (its version) or is replaced
+    (its storage): what a cache of values derived from them is keyed on."""
+    return tuple(t._version for t in tensors) + tuple(t.data_ptr() for t in tensors)
+
+
 class InferenceCache:
     """`InferenceWeights` of an embedding and a GRU, kept until any of their
     tensors changes (in place, by `load_state_dict`, or replaced).
@@ -44,8 +50,7 @@ class InferenceCache:
         self._key: tuple[int, ...] = ()
 
     def get(self, embedding: torch.Tensor, gru: nn.GRU) -> InferenceWeights:
-        tensors = [embedding, *flat_weights(gru)]
-        key = tuple(t._version for t in tensors) + tuple(t.data_ptr() for t in tensors)
+        key = version_key([embedding, *flat_weights(gru)])
         if self._weights is None or key != self._key:
             directions = 2 if gru.bidirectional else 1
             with torch.no_grad():
