@@ -90,7 +90,7 @@ class Chatbot:
         if definition.model is not None:
             from chatbot.generator import Generator
 
-            generator = Generator.load(definition.model)
+            generator = Generator.load(definition.model, reply_filter=definition.reply_filter)
             if decode is None and definition.decode:
                 decode = generator.decode.replace(**definition.decode)
         if not isinstance(store, SessionStore):

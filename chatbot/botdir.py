@@ -30,10 +30,11 @@ from chatbot.intents.loading import PolicyValues, read_intents, read_policy, rea
 from chatbot.intents.nodes import Reader, read_file
 from chatbot.intents.schema import IntentSet
 from chatbot.paths import MANIFEST, packaged_model_dir, resolve_model_dir
+from chatbot.replies.filter import ReplyFilter
 
 BOT_FILE = "bot.yml"
 INTENTS_DIR = "intents"
-BOT_KEYS = ("version", "name", "description", "model", "policy", "decode")
+BOT_KEYS = ("version", "name", "description", "model", "policy", "decode", "reply_filter")
 _BOTS = Path(__file__).parent / "bots"
 
 
@@ -57,6 +58,8 @@ class BotDefinition:
         intents: the intents, fallback responses and policy.
         model: the model directory, or None for an intents-only bot.
         decode: `DecodeConfig` settings from bot.yml.
+        reply_filter: what no reply may say (bot.yml `reply_filter:`, a YAML
+            file of blocked words and patterns; default: the packaged list).
     """
 
     root: Path
@@ -64,6 +67,7 @@ class BotDefinition:
     intents: IntentSet
     model: Path | None
     decode: dict[str, Any] = field(default_factory=dict)
+    reply_filter: ReplyFilter | None = None
 
 
 def load_bot(path: str | Path | None = None, *, check_model: bool = False) -> BotDefinition:
@@ -105,7 +109,7 @@ def read_bot(
     if check_model and model is not None:
         _check_model(model, settings, problems)
     name = settings.name or root.resolve().name
-    return BotDefinition(root, name, intents, model, settings.decode)
+    return BotDefinition(root, name, intents, model, settings.decode, settings.reply_filter)
 
 
 @dataclass
@@ -119,6 +123,7 @@ class _BotFile:
     path: str = BOT_FILE
     policy: PolicyValues = field(default_factory=dict)
     decode: dict[str, Any] = field(default_factory=dict)
+    reply_filter: ReplyFilter | None = None
 
     def read(self, file: Path, problems: list[LocatedError]) -> None:
         self.path = str(file)
@@ -142,6 +147,9 @@ class _BotFile:
             read_policy(reader, entries["policy"][1], self.policy)
         if "decode" in entries:
             self.decode = _read_decode(reader, entries["decode"][1])
+        if "reply_filter" in entries:
+            self.reply_filter = _read_filter(reader, entries["reply_filter"][1], self.root,
+                                             problems)
 
     def model_dir(self) -> Path | None:
         """The model bot.yml names; without `model:`, `model/` if present, else the default."""
@@ -165,6 +173,23 @@ def _read_decode(reader: Reader, node: Node) -> dict[str, Any]:
         reader.error(node, f"invalid decode settings: {exc}")
         return {}
     return settings
+
+
+def _read_filter(
+    reader: Reader, node: Node, root: Path, problems: list[LocatedError]
+) -> ReplyFilter | None:
+    name = reader.string(node, what="'reply_filter'")
+    if name is None:
+        return None
+    path = root / name
+    if not path.is_file():
+        reader.error(node, f"reply filter {name!r} not found")
+        return None
+    try:
+        return ReplyFilter.load(path)
+    except LocatedError as exc:
+        problems.append(exc)
+        return None
 
 
 def _check_model(model: Path, settings: _BotFile, problems: list[LocatedError]) -> None:

@@ -135,6 +135,32 @@ def save_model(
     return target
 
 
+def add_files(path: str | Path, files: dict[str, bytes]) -> Path:
+    """Rewrites a verified model directory with `files` added or replaced, atomically
+    (staged beside it with a new manifest, then renamed over it)."""
+    target = fsutil.resolve_dir(path)
+    manifest = verify(target)
+    staged = fsutil.staging_dir(target)
+    try:
+        names = [n for n in manifest["files"] if n not in files]
+        for name in names:
+            shutil.copyfile(target / name, staged / name)
+        for name, data in files.items():
+            (staged / name).write_bytes(data)
+        manifest["libraries"] = library_versions()
+        manifest["files"] = {
+            name: {"sha256": fsutil.sha256_file(staged / name),
+                   "size": (staged / name).stat().st_size}
+            for name in sorted([*names, *files])
+        }
+        fsutil.write_bytes(staged / MANIFEST, _json_bytes(manifest))
+        fsutil.publish_dir(staged, target)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return target
+
+
 def verify(path: str | Path, required: tuple[str, ...] = MODEL_FILES) -> dict[str, Any]:
     """Checks the manifest and every file's size and sha256; returns the manifest.
 

@@ -59,10 +59,21 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=["test", "valid", "train", "all"])
     evaluate.add_argument("--max-conversations", type=int, default=0)
     evaluate.add_argument("--replies", type=int, default=0, metavar="N",
-                          help="also decode greedy replies to N held-out user turns and "
-                          "report distinct-1/2 and the generic-reply rate")
+                          help="also answer N held-out user turns by pure generation and by "
+                          "the selector: hits@1/20, hits@1 among retrieved, F1, distinct-1/2, "
+                          "generic rate, mean length")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=_eval)
+
+    index = commands.add_parser("index", help="build a model's reply index and fit its ranker")
+    index.add_argument("model", help="model directory or run folder (rewritten in place)")
+    index.add_argument("--data", help="build the index from this corpus's training split "
+                       "(default: keep the model's index, else its training corpus)")
+    index.add_argument("--fit", type=int, default=1000, metavar="N",
+                       help="fit the ranker's weights on N validation turns (0: keep them)")
+    index.add_argument("--gate", metavar="FILE", help="fit the confidence gate to judged "
+                       "replies (JSON lines: turns, reply, acceptable)")
+    index.set_defaults(run=_index)
     _add_bot_commands(commands)
     _add_replay_command(commands)
     return parser
@@ -195,23 +206,62 @@ def _eval(args: argparse.Namespace) -> int:
     }
     if args.replies:
         from chatbot.generator import Generator
-        from chatbot.quality import reply_quality
+        from chatbot.replies.evaluation import evaluate_replies
 
         generator = Generator.from_loaded(loaded)
-        quality = reply_quality(generator, conversations, limit=args.replies)
-        report.update(
-            replies=quality.replies,
-            distinct_1=round(quality.distinct_1, 4),
-            distinct_2=round(quality.distinct_2, 4),
-            generic_rate=round(quality.generic_rate, 4),
-            top_replies=[list(item) for item in quality.top_replies],
-        )
+        report.update(evaluate_replies(generator, conversations, limit=args.replies))
     if args.json:
         print(json.dumps(report))
     else:
-        width = max(len(k) for k in report)
-        for key, value in report.items():
-            print(f"{key:<{width}}  {value}")
+        _print_report(report)
+    return EXIT_OK
+
+
+def _print_report(report: dict[str, Any], indent: str = "") -> None:
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}")
+            _print_report(value, indent + "  ")
+        else:
+            print(f"{indent}{key:<{width}}  {value}")
+
+
+def _index(args: argparse.Namespace) -> int:
+    from chatbot.checkpoint import add_files, load_model, resolve_model_dir
+    from chatbot.data import load_corpus, split_for
+    from chatbot.generator import Generator
+    from chatbot.replies.fit import fit_gate, fit_ranker, read_judged
+    from chatbot.replies.index import INDEX_FILE, ReplyIndex
+    from chatbot.replies.rank import RANKER_FILE
+
+    path = resolve_model_dir(args.model)
+    loaded = load_model(path)
+    data = loaded.config.data
+    source = args.data or data.source
+    generator = Generator.from_loaded(loaded)
+    split = split_for(load_corpus(source), data)
+    files: dict[str, bytes] = {}
+    if args.data or generator.index is None:
+        generator.index = ReplyIndex.build(split.train)
+        files[INDEX_FILE] = generator.index.to_bytes()
+        print(f"index: {len(generator.index)} replies of {len(split.train)} conversations")
+    weights = generator.weights
+    if args.fit:
+        weights = fit_ranker(generator, split.valid, limit=args.fit, base=weights)
+        print(f"ranker: match {weights.match:.4f}, log_p {weights.log_p:.4f}, "
+              f"pmi {weights.pmi:.4f} ({weights.fitted_on})")
+    if args.gate:
+        generator.weights = weights
+        rows, labels = read_judged(generator, args.gate)
+        assert weights is not None
+        weights = fit_gate(weights, rows, labels)
+        print(f"gate: fitted on {len(rows)} judged replies, {sum(labels)} acceptable")
+    if weights is not None and weights != generator.weights or args.fit or args.gate:
+        assert weights is not None
+        files[RANKER_FILE] = weights.to_json().encode("utf-8")
+    add_files(path, files)
+    print(f"{path}: wrote {', '.join(sorted(files)) or 'nothing'}")
     return EXIT_OK
 
 

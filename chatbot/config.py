@@ -30,9 +30,12 @@ class ModelConfig:
     context_size: int = 384
     attention: Attention = "general"
     dropout: float = 0.1
+    ranker_size: int = 0
 
     def validate(self) -> None:
         _positive(self, "embedding_size", "hidden_size", "num_layers", "context_size")
+        if self.ranker_size < 0:
+            raise ConfigError(f"model.ranker_size must be >= 0 (got {self.ranker_size})")
         if self.hidden_size % 2:
             raise ConfigError(f"model.hidden_size must be even (got {self.hidden_size})")
         if self.attention not in ("dot", "general", "concat"):
@@ -103,6 +106,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0
     save_dtype: Literal["float32", "float16"] = "float32"
+    rank_weight: float = 0.0
+    rank_negatives: int = 0
 
     def validate(self) -> None:
         _positive(self, "batch_size", "max_epochs", "eval_interval", "log_interval")
@@ -115,7 +120,8 @@ class TrainConfig:
             )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"train.min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio})")
-        for name in ("max_steps", "warmup_steps", "threads", "weight_decay"):
+        for name in ("max_steps", "warmup_steps", "threads", "weight_decay", "rank_weight",
+                     "rank_negatives"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0 (got {getattr(self, name)})")
         if self.grad_clip <= 0:
@@ -253,6 +259,23 @@ PRESETS: dict[str, list[str]] = {
         "train.checkpoint_interval=50",
         "train.log_interval=10",
     ],
+    # Stage three, run with `--init` on stage two's model and `--index`: the
+    # ranking head learns, together with the generator, to tell the true next
+    # turn from in-batch replies and from replies retrieved for the same context.
+    "default-rank": [
+        "train.save_dtype=float16",
+        "model.ranker_size=256",
+        "data.window_turns=32",
+        "train.batch_size=16",
+        "train.max_epochs=2",
+        "train.lr=5e-4",
+        "train.warmup_steps=20",
+        "train.eval_interval=100",
+        "train.checkpoint_interval=50",
+        "train.log_interval=10",
+        "train.rank_weight=1.0",
+        "train.rank_negatives=2",
+    ],
 }
 
 
@@ -344,8 +367,10 @@ def from_json_dict(data: dict[str, Any], cls: type[_Section]) -> _Section:
 # Decoding -----------------------------------------------------------------------
 
 Strategy = Literal["greedy", "beam", "sample"]
+RankerKind = Literal["model", "mmi", "none"]
 MAX_BEAM_SIZE = 64
 MAX_LENGTH = 512
+MAX_RETRIEVE = 200
 
 
 @dataclass(frozen=True)
@@ -366,6 +391,13 @@ class DecodeConfig:
         repetition_penalty: logits of tokens already in the reply are divided by it
             (multiplied when negative), CTRL-style; 1 = off. Applies to every strategy.
         n_best: hypotheses returned per reply (`beam`; at most `beam_size`).
+        ranker: how the reply is chosen among the candidates: `model` (the model's
+            fitted ranker, `ranker.json`; a model without one generates as `none`),
+            `mmi` (log p(reply | conversation) - mmi_lambda * log p(reply), per
+            token), or `none` (pure generation: the search's best hypothesis).
+        retrieve: human replies retrieved from the model's reply index as
+            candidates beside the generated ones (0 = none; `none` retrieves none).
+        mmi_lambda: the weight of log p(reply) for `mmi`.
     """
 
     strategy: Strategy = "greedy"
@@ -380,6 +412,9 @@ class DecodeConfig:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     n_best: int = 1
+    ranker: RankerKind = "model"
+    retrieve: int = 20
+    mmi_lambda: float = 0.5
 
     def __post_init__(self) -> None:
         self.validate()
@@ -402,6 +437,10 @@ class DecodeConfig:
             raise ConfigError(
                 f"decode.strategy must be one of greedy, beam, sample (got {self.strategy!r})"
             )
+        if self.ranker not in typing.get_args(RankerKind):
+            raise ConfigError(
+                f"decode.ranker must be one of model, mmi, none (got {self.ranker!r})"
+            )
         rules = [
             ("beam_size", 1 <= self.beam_size <= MAX_BEAM_SIZE, f"in [1, {MAX_BEAM_SIZE}]"),
             ("max_length", 1 <= self.max_length <= MAX_LENGTH, f"in [1, {MAX_LENGTH}]"),
@@ -417,6 +456,8 @@ class DecodeConfig:
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
             ("repetition_penalty", self.repetition_penalty > 0, "positive (1 = off)"),
             ("n_best", 1 <= self.n_best <= self.beam_size, f"in [1, beam_size={self.beam_size}]"),
+            ("retrieve", 0 <= self.retrieve <= MAX_RETRIEVE, f"in [0, {MAX_RETRIEVE}]"),
+            ("mmi_lambda", 0 <= self.mmi_lambda <= 1, "in [0, 1]"),
         ]
         for name, ok, expected in rules:
             if not ok:

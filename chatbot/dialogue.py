@@ -72,13 +72,39 @@ class ReplyGenerator(Protocol):
 
 
 @dataclass(frozen=True)
+class ReplyOption:
+    """One reply the selector considered (`chatbot.replies.ReplyCandidate`, plain).
+
+    `source` is `generated` or `retrieved`; `score` is None for a candidate
+    dropped before ranking, and `dropped` says why; `origin` and `answered` name
+    the corpus conversation a retrieved reply comes from and what it answered.
+    """
+
+    text: str
+    source: str
+    score: float | None
+    features: tuple[float, ...] = ()
+    similarity: float = 0.0
+    origin: str | None = None
+    answered: str | None = None
+    dropped: str | None = None
+
+
+@dataclass(frozen=True)
 class NeuralCandidate:
-    """The generator's reply for the turn, and why it was or was not used."""
+    """The generator's reply for the turn, and why it was or was not used.
+
+    `source` is `generated` or `retrieved`; `ranker` names what chose it
+    (`none` for pure generation); `options` are every candidate the ranker saw.
+    """
 
     text: str
     confidence: float
     flags: tuple[str, ...]
     accepted: bool
+    source: str = "generated"
+    ranker: str = "none"
+    options: tuple[ReplyOption, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,7 +143,9 @@ class Trace:
         if self.neural is not None:
             n = self.neural
             flags = f" flags {','.join(n.flags)}" if n.flags else ""
-            lines.append(f"  neural: {n.text!r} confidence {n.confidence:.3f}{flags}")
+            lines.append(f"  neural: {n.text!r} confidence {n.confidence:.3f}{flags}"
+                         f" ({n.source}, ranker {n.ranker})")
+            lines += [f"    {line}" for line in option_lines(n.options)]
         p = self.policy
         lines.append(f"policy: {' > '.join(p.order)}")
         lines.append(
@@ -378,4 +406,25 @@ class DialogueManager:
             return None
         accepted = turn.answer is not None and turn.answer.source == "neural"
         n = turn.neural
-        return NeuralCandidate(clean(n.text), float(n.confidence), tuple(n.flags), accepted)
+        options = tuple(
+            ReplyOption(clean(c.text), c.source, c.score, tuple(c.features), c.similarity,
+                        c.origin, c.answered, c.dropped)
+            for c in getattr(n, "candidates", ())
+        )
+        return NeuralCandidate(
+            clean(n.text), float(n.confidence), tuple(n.flags), accepted,
+            getattr(n, "source", "generated"), getattr(n, "ranker", "none"), options,
+        )
+
+
+def option_lines(options: Sequence[ReplyOption]) -> list[str]:
+    """One line per candidate, best score first, dropped ones last with the reason."""
+    ranked = sorted(options, key=lambda o: (o.score is None, -(o.score or 0.0)))
+    lines = []
+    for rank, option in enumerate(ranked):
+        mark = "*" if rank == 0 and option.score is not None else " "
+        score = "   --  " if option.score is None else f"{option.score:7.3f}"
+        where = f" [{option.origin}]" if option.origin else ""
+        reason = f" (dropped: {option.dropped})" if option.dropped else ""
+        lines.append(f"{mark} {score} {option.source[:3]} {option.text!r}{where}{reason}")
+    return lines

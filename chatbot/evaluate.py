@@ -43,6 +43,28 @@ def window_perplexity(
 
 
 @torch.no_grad()
+def window_objective(
+    model: HRED, batcher: WindowBatcher, *, device: torch.device | str = "cpu"
+) -> tuple[float, float]:
+    """Perplexity and mean ranking loss (in-batch negatives) over the batcher's
+    windows in a fixed order; the ranking loss is nan without a ranking head."""
+    was_training = model.training
+    model.eval()
+    total, tokens, rank, batches = 0.0, 0, 0.0, 0
+    for batch in batcher.batches(0, seed=0, shuffle=False):
+        batch = batch.to(device)
+        loss = model(batch.utterances, batch.lengths, batch.turn_mask, batch.dec_in,
+                     batch.dec_out, rank=True)
+        total += float(loss.total)
+        tokens += loss.tokens
+        if loss.rank is not None:
+            rank += float(loss.rank)
+            batches += 1
+    model.train(was_training)
+    return math.exp(total / max(tokens, 1)), rank / batches if batches else math.nan
+
+
+@torch.no_grad()
 def conversation_nll(
     model: HRED,
     conversations: Sequence[EncodedConversation],

@@ -11,10 +11,12 @@ training truncates the same way), so a long message is answered from its start.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,17 +27,24 @@ from chatbot.checkpoint import LoadedModel, load_model, resolve_model_dir
 from chatbot.decoding import DecodeConfig, Hypothesis, Search
 from chatbot.errors import ChatbotError
 from chatbot.model import HRED
+from chatbot.replies.filter import ReplyFilter
+from chatbot.replies.index import INDEX_FILE, ReplyIndex
+from chatbot.replies.rank import RANKER_FILE, RankerWeights, score_replies
+from chatbot.replies.select import ReplyCandidate, best, gather
 from chatbot.text import Tokenizer
 
 Flag = str
 """One of `FLAGS`."""
-FLAGS = ("empty", "loop", "echo", "repeat")
+FLAGS = ("empty", "loop", "echo", "repeat", "blocked")
 MAX_CHARS_PER_TOKEN = 64
 LOOP_NGRAM = 3
 LOOP_RUN = 3
 LOOP_MAX_DISTINCT = 0.8
 ECHO_MIN_WORDS = 3
 EOS_TEXT = "<eos>"
+MAX_SCORED_TOKENS = 128
+"""A candidate reply is scored on its first this many tokens (retrieved replies
+are at most `replies.index.MAX_REPLY_CHARS` characters, far fewer tokens)."""
 _WORD = re.compile(r"[\w']+")
 
 
@@ -91,6 +100,10 @@ class Generation:
         attention: (len(tokens) x len(user_tokens)) attention weights.
         n_best: (text, score) alternatives, the chosen first (`beam` gives several).
         token_ids: the reply's token ids.
+        source: `generated`, or `retrieved` when a ranker chose a human reply.
+        candidates: every candidate of the turn with its scores (empty under
+            pure generation); the chosen one has the highest score.
+        ranker: the ranker that chose (`model`, `mmi` or `none`).
     """
 
     text: str
@@ -101,6 +114,9 @@ class Generation:
     attention: tuple[tuple[float, ...], ...]
     n_best: tuple[tuple[str, float], ...]
     token_ids: tuple[int, ...] = ()
+    source: str = "generated"
+    candidates: tuple[ReplyCandidate, ...] = ()
+    ranker: str = "none"
 
 
 class Generator:
@@ -117,7 +133,13 @@ class Generator:
         *,
         decode: DecodeConfig | None = None,
         max_input_tokens: int = 32,
+        index: ReplyIndex | None = None,
+        weights: RankerWeights | None = None,
+        reply_filter: ReplyFilter | None = None,
     ) -> None:
+        """`index`: the reply index retrieval draws on; `weights`: the fitted
+        ranker (`decode.ranker="model"` needs it); `reply_filter`: what no reply
+        may say (default: the packaged list)."""
         if max_input_tokens < 1:
             raise ValueError(f"max_input_tokens must be positive (got {max_input_tokens})")
         self.model = model.eval()
@@ -128,20 +150,46 @@ class Generator:
         self._device = model.bridge.weight.device
         self._banned = tuple(sorted({tokenizer.pad_id, tokenizer.bos_id, tokenizer.sep_id}))
         self._lock = threading.Lock()
+        self.index = index
+        self.weights = weights
+        self.reply_filter = reply_filter if reply_filter is not None else ReplyFilter.default()
+        if index is not None:
+            # The key matrix takes a few seconds to build: off the caller's path.
+            threading.Thread(target=index.warm, name="reply-index", daemon=True).start()
 
     @classmethod
-    def load(cls, path: str | Path, *, decode: DecodeConfig | None = None) -> Generator:
+    def load(
+        cls, path: str | Path, *, decode: DecodeConfig | None = None,
+        reply_filter: ReplyFilter | None = None,
+    ) -> Generator:
         """From `default`, a model directory or a run folder."""
-        return cls.from_loaded(load_model(resolve_model_dir(path)), decode=decode)
+        return cls.from_loaded(load_model(resolve_model_dir(path)), decode=decode,
+                               reply_filter=reply_filter)
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel, *, decode: DecodeConfig | None = None) -> Generator:
-        """For a model already loaded; input is cut at the model's training limit."""
+    def from_loaded(
+        cls,
+        loaded: LoadedModel,
+        *,
+        decode: DecodeConfig | None = None,
+        reply_filter: ReplyFilter | None = None,
+    ) -> Generator:
+        """For a model already loaded (with its reply index and fitted ranker, where
+        its manifest lists them); input is cut at the model's training limit."""
+        files = loaded.info.get("manifest", {}).get("files", {})
+        index = ReplyIndex.load(loaded.path / INDEX_FILE) if INDEX_FILE in files else None
+        weights = None
+        if RANKER_FILE in files:
+            path = loaded.path / RANKER_FILE
+            weights = RankerWeights.from_json(path.read_text(encoding="utf-8"), str(path))
         return cls(
             loaded.model,
             loaded.tokenizer,
             decode=decode,
             max_input_tokens=loaded.config.data.max_utterance_tokens,
+            index=index,
+            weights=weights,
+            reply_filter=reply_filter,
         )
 
     def initial_state(self) -> NeuralState:
@@ -192,13 +240,145 @@ class Generator:
             results = decoding.decode(
                 self.model.decoder.step, search, config=config, generators=generators
             )
+            generations = [
+                self._generation(hyps, ids, previous)
+                for hyps, ids, (_, _, previous) in zip(results, users, items, strict=True)
+            ]
+            weights = self._weights(config)
+            if weights is not None:
+                texts = [text for _, text, _ in items]
+                generations = self._select(
+                    generations, texts, [p for _, _, p in items], config, weights,
+                    state=after, outputs=outputs, mask=mask, vectors=vectors,
+                )
         states = after.cpu()
-        return [
-            (self._generation(hyps, ids, previous), NeuralState(states[i].clone()))
-            for i, (hyps, ids, (_, _, previous)) in enumerate(
-                zip(results, users, items, strict=True)
+        return [(g, NeuralState(states[i].clone())) for i, g in enumerate(generations)]
+
+    def _weights(self, config: DecodeConfig) -> RankerWeights | None:
+        """The ranker's weights for `config`, or None for pure generation."""
+        if config.ranker == "mmi":
+            # Uncalibrated: its confidence is sigmoid(score) (see `RankerWeights`).
+            return RankerWeights(mmi_lambda=config.mmi_lambda, fitted_on="mutual information")
+        if config.ranker == "model":
+            return self.weights
+        return None
+
+    def _select(
+        self,
+        generations: list[Generation],
+        users: list[str],
+        previous: list[str | None],
+        config: DecodeConfig,
+        weights: RankerWeights,
+        *,
+        state: torch.Tensor,
+        outputs: torch.Tensor,
+        mask: torch.Tensor,
+        vectors: torch.Tensor,
+    ) -> list[Generation]:
+        """Each generation replaced by the best of its candidates, all scored in one pass."""
+        k = config.retrieve if self.index is not None else 0
+        hits = self.index.search(users, k=k) if k and self.index is not None else [[]] * len(users)
+        pools = [
+            gather(
+                [text for text, _ in g.n_best], found, self.index,
+                flags=functools.partial(_flags, user=user, previous=prev),
+                reply_filter=self.reply_filter,
             )
+            for g, found, user, prev in zip(generations, hits, users, previous, strict=True)
         ]
+        rows = [(i, c) for i, pool in enumerate(pools) for c in pool if c.dropped is None]
+        if rows:
+            features = self._features(
+                [i for i, _ in rows], [c.text for _, c in rows], weights,
+                state=state, outputs=outputs, mask=mask, vectors=vectors,
+                similarity=[c.similarity for _, c in rows],
+                generated=[c.source == "generated" for _, c in rows],
+            )
+            totals = weights.score(features).tolist()
+            scored = iter(zip(features.tolist(), totals, strict=True))
+            pools = [[_with_score(c, scored) for c in pool] for pool in pools]
+        return [
+            self._chosen(g, pool, weights, config.ranker)
+            for g, pool in zip(generations, pools, strict=True)
+        ]
+
+    def _features(
+        self,
+        owner: list[int],
+        texts: list[str],
+        weights: RankerWeights,
+        *,
+        state: torch.Tensor,
+        outputs: torch.Tensor,
+        mask: torch.Tensor,
+        vectors: torch.Tensor,
+        similarity: Sequence[float],
+        generated: Sequence[bool],
+    ) -> torch.Tensor:
+        """(R, F) ranker features of reply `texts[r]` answering conversation `owner[r]`."""
+        limit = MAX_SCORED_TOKENS
+        tokens, _ = self._pad([self.tokenizer.encode(text)[:limit] for text in texts])
+        scores = score_replies(
+            self.model, state=state, outputs=outputs, mask=mask, vectors=vectors,
+            owner=torch.tensor(owner, device=self._device), replies=tokens,
+            bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id,
+        )
+        return weights.features(
+            scores, torch.tensor(similarity, dtype=torch.float32),
+            torch.tensor([float(g) for g in generated]),
+        ).cpu()
+
+    def rank(
+        self,
+        items: Sequence[tuple[NeuralState, str, Sequence[str]]],
+        *,
+        weights: RankerWeights | None = None,
+        similarity: Sequence[Sequence[float]] | None = None,
+        generated: Sequence[Sequence[bool]] | None = None,
+    ) -> list[torch.Tensor]:
+        """Ranker features (R_i, F) of each item's replies, in one batched pass.
+
+        Args:
+            items: (state before the user's utterance, user text, candidate replies).
+            weights: where `mmi_lambda` comes from (default: the model's, else 0.5).
+            similarity, generated: per item and reply (default 0 and False).
+        """
+        weights = weights or self.weights or RankerWeights()
+        owner = [i for i, (_, _, replies) in enumerate(items) for _ in replies]
+        texts = [r for _, _, replies in items for r in replies]
+        sims = [x for row in similarity for x in row] if similarity else [0.0] * len(texts)
+        gens = [x for row in generated for x in row] if generated else [False] * len(texts)
+        users = self._encode_many([text for _, text, _ in items])
+        with self._lock, torch.inference_mode():
+            tokens, lengths = self._pad(users)
+            outputs, mask, vectors = self.model.encode(tokens, lengths)
+            after = self.model.update_state(vectors, self._stack([s for s, _, _ in items]))
+            features = self._features(owner, texts, weights, state=after, outputs=outputs,
+                                      mask=mask, vectors=vectors, similarity=sims,
+                                      generated=gens)
+        sizes = [len(replies) for _, _, replies in items]
+        return list(torch.split(features, sizes))
+
+    def _chosen(
+        self, generation: Generation, pool: list[ReplyCandidate], weights: RankerWeights,
+        ranker: str,
+    ) -> Generation:
+        winner = best(pool)
+        if winner is None:
+            flags = generation.flags or ("blocked",)
+            return dataclasses.replace(generation, flags=flags, confidence=0.0,
+                                       candidates=tuple(pool), ranker=ranker)
+        confidence = weights.confidence(winner.score or 0.0, winner.features)
+        if winner.source == "generated" and winner.text == generation.text:
+            return dataclasses.replace(generation, confidence=confidence,
+                                       candidates=tuple(pool), ranker=ranker)
+        ids = self.tokenizer.encode(winner.text)
+        return dataclasses.replace(
+            generation, text=winner.text, confidence=confidence, flags=(),
+            tokens=tuple(self.tokenizer.token_strings(ids)), attention=(), token_ids=tuple(ids),
+            source=winner.source, candidates=tuple(pool), ranker=ranker,
+        )
 
     def observe(self, states: Sequence[NeuralState], texts: Sequence[str]) -> list[NeuralState]:
         """The state after each utterance (e.g. the bot's reply) joins its conversation."""
@@ -281,6 +461,20 @@ class Generator:
             ),
             token_ids=best.tokens,
         )
+
+
+def _flags(reply: str, *, user: str, previous: str | None) -> tuple[Flag, ...]:
+    return degenerate_flags(reply, user, previous)
+
+
+def _with_score(
+    candidate: ReplyCandidate, scored: Iterator[tuple[list[float], float]]
+) -> ReplyCandidate:
+    """`candidate` with the next (features, score), unless it was dropped."""
+    if candidate.dropped is not None:
+        return candidate
+    features, score = next(scored)
+    return dataclasses.replace(candidate, features=tuple(features), score=score)
 
 
 def words(text: str) -> list[str]:

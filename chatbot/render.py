@@ -17,11 +17,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from chatbot.dialogue import Reply, Trace
+from chatbot.dialogue import Reply, Trace, option_lines
 
 if TYPE_CHECKING:
     from chatbot.config import DecodeConfig
 
+MAX_OPTIONS = 12
 SOURCE_STYLES = {"intent": "cyan", "neural": "green", "fallback": "yellow"}
 SHADES = " ░▒▓█"
 MAX_CANDIDATES = 5
@@ -148,6 +149,15 @@ def _neural(trace: Trace) -> Text:
     line = Text("neural: ")
     line.append(repr(one_line(neural.text)), style=SOURCE_STYLES["neural"])
     line.append(f" confidence {neural.confidence:.3f}{flags} ({verdict})")
+    if neural.options:
+        line.append(f"\n{neural.source} reply chosen by ranker {neural.ranker} among "
+                    f"{len(neural.options)} candidates (* won; score = the ranker's; "
+                    "gen = generated, ret = retrieved from the corpus):")
+        for option in option_lines(neural.options)[:MAX_OPTIONS]:
+            line.append("\n  " + one_line(option))
+        hidden = len(neural.options) - MAX_OPTIONS
+        if hidden > 0:
+            line.append(f"\n  ... {hidden} more")
     return line
 
 

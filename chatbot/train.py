@@ -7,6 +7,7 @@ so far), `checkpoints/step-NNNNNNNN/` and `metrics.jsonl`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -22,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from chatbot import checkpoint, fsutil
-from chatbot.config import Config, TrainConfig
+from chatbot.config import Config, ModelConfig, TrainConfig
 from chatbot.data import (
     Conversation,
     WindowBatcher,
@@ -31,8 +32,10 @@ from chatbot.data import (
     split_for,
 )
 from chatbot.errors import TrainingError
-from chatbot.evaluate import window_perplexity
+from chatbot.evaluate import window_objective, window_perplexity
 from chatbot.model import HRED
+from chatbot.replies.index import INDEX_FILE, ReplyIndex
+from chatbot.replies.negatives import retrieved_negatives
 from chatbot.text import Tokenizer
 
 LogFn = Callable[[dict[str, Any]], None]
@@ -62,6 +65,7 @@ class _Progress:
     target_tokens: int = 0
     elapsed_s: float = 0.0
     best_val_ppl: float = math.inf
+    best_objective: float = math.inf
     val_ppl: float = math.nan
     bad_evals: int = 0
 
@@ -130,7 +134,7 @@ def train(
     if resume and start is None:
         raise TrainingError(f"{out / 'checkpoints'}: no verified checkpoint to resume from")
     base = checkpoint.load_model(checkpoint.resolve_model_dir(init_from)) if init_from else None
-    if base is not None and base.config.model != config.model:
+    if base is not None and not _same_network(base.config.model, config.model):
         raise TrainingError(
             f"{base.path}: its model config {base.config.model} differs from {config.model}"
         )
@@ -142,10 +146,19 @@ def train(
     else:
         tokenizer = _tokenizer(config, split.train, out, start, rank, world)
 
-    def batcher(convs: Sequence[Conversation]) -> WindowBatcher:
+    ranking = bool(config.model.ranker_size and tc.rank_weight)
+    index = ReplyIndex.build(split.train) if ranking else None
+
+    def batcher(convs: Sequence[Conversation], *, hard: bool = False) -> WindowBatcher:
         encoded = encode_conversations(
             convs, tokenizer, max_tokens=config.data.max_utterance_tokens
         )
+        negatives = None
+        if hard and index is not None and tc.rank_negatives:
+            negatives = _encode_negatives(
+                retrieved_negatives(index, convs, count=tc.rank_negatives, seed=tc.seed),
+                tokenizer, config.data.max_utterance_tokens,
+            )
         return WindowBatcher(
             encoded,
             window_turns=config.data.window_turns,
@@ -153,9 +166,10 @@ def train(
             pad_id=tokenizer.pad_id,
             bos_id=tokenizer.bos_id,
             eos_id=tokenizer.eos_id,
+            negatives=negatives,
         )
 
-    train_batches = batcher(split.train)
+    train_batches = batcher(split.train, hard=True)
     valid_batches = batcher(split.valid or split.train[:1])
     steps_per_epoch = train_batches.steps_per_epoch(world)
     if steps_per_epoch == 0:
@@ -173,7 +187,10 @@ def train(
     model = HRED(config.model, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id).to(device)
     optimizer = make_optimizer(model, tc)
     if base is not None:
-        model.load_state_dict(base.model.state_dict())
+        # A ranking head that the base model lacks starts from its initialisation.
+        missing, _ = model.load_state_dict(base.model.state_dict(), strict=False)
+        if any(not name.startswith("ranker.") for name in missing):
+            raise TrainingError(f"{base.path}: weights missing for {missing[:5]}")
     progress = _Progress()
     if start is not None:
         state = checkpoint.load_checkpoint(start, model, optimizer)
@@ -211,8 +228,9 @@ def train(
             if base is not None:
                 info["init_from"] = {k: base.info.get(k) for k in _INIT_KEYS}
                 info["init_from"]["config"] = base.config.to_dict()
+            extra = {INDEX_FILE: index.to_bytes()} if index is not None else None
             checkpoint.save_model(out / "model", model, config=config, tokenizer=tokenizer,
-                                  info=info, dtype=tc.save_dtype)
+                                  info=info, dtype=tc.save_dtype, extra=extra)
 
     def save_checkpoint() -> None:
         if rank == 0:
@@ -223,9 +241,18 @@ def train(
             )
 
     def evaluate() -> bool:
-        """Validation perplexity; True when patience has run out."""
-        progress.val_ppl = window_perplexity(model, valid_batches, device=device)
-        if progress.val_ppl < progress.best_val_ppl:
+        """Validation perplexity; True when patience has run out. With a ranking
+        loss, the best model is the one with the best validation objective."""
+        if ranking:
+            progress.val_ppl, val_rank = window_objective(model, valid_batches, device=device)
+            objective = math.log(progress.val_ppl) + tc.rank_weight * val_rank
+            log({"event": "eval", "step": progress.step, "val_ppl": progress.val_ppl,
+                 "val_rank_loss": val_rank, "val_objective": objective})
+        else:
+            progress.val_ppl = window_perplexity(model, valid_batches, device=device)
+            objective = progress.val_ppl
+        if objective < progress.best_objective:
+            progress.best_objective = objective
             progress.best_val_ppl = progress.val_ppl
             progress.bad_evals = 0
             save_best()
@@ -239,6 +266,7 @@ def train(
     clock = time.monotonic()
     base_elapsed = progress.elapsed_s
     window_loss, window_tokens, window_start = 0.0, 0, time.monotonic()
+    window_rank, window_batches = 0.0, 0
     stopped_early = False
     engine.train()
     while progress.step < total_steps and progress.epoch < tc.max_epochs and not stopped_early:
@@ -253,9 +281,15 @@ def train(
                     batch.utterances, batch.lengths, batch.turn_mask, batch.dec_in, batch.dec_out,
                     teacher_forcing=tc.teacher_forcing,
                     rng=random.Random(tc.seed * 7_919 + progress.step * 31 + rank),
+                    rank=ranking, negatives=batch.negatives,
                 )
+            objective = loss.mean
+            if loss.rank is not None:
+                objective = objective + tc.rank_weight * loss.rank
+                window_rank += float(loss.rank.detach())
+                window_batches += 1
             optimizer.zero_grad(set_to_none=True)
-            loss.mean.backward()
+            objective.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip, foreach=True)
             optimizer.step()
             tokens = _sum_across_ranks(loss.tokens, world, device)
@@ -271,8 +305,10 @@ def train(
                 now = time.monotonic()
                 log(_record(progress, steps_per_epoch, window_loss / max(window_tokens, 1),
                             optimizer.param_groups[0]["lr"],
-                            window_tokens * world / max(now - window_start, 1e-9), total_steps))
+                            window_tokens * world / max(now - window_start, 1e-9), total_steps,
+                            rank_loss=window_rank / window_batches if window_batches else None))
                 window_loss, window_tokens, window_start = 0.0, 0, now
+                window_rank, window_batches = 0.0, 0
             if progress.step % tc.checkpoint_interval == 0:
                 save_checkpoint()
             if stopped_early or progress.step >= total_steps:
@@ -307,9 +343,9 @@ def train(
 
 def _record(
     progress: _Progress, steps_per_epoch: int, loss: float, lr: float, tokens_per_s: float,
-    total_steps: int,
+    total_steps: int, *, rank_loss: float | None = None,
 ) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "event": "log",
         "step": progress.step,
         "epoch": round(progress.step / steps_per_epoch, 4),
@@ -322,6 +358,22 @@ def _record(
         "tokens_per_s": round(tokens_per_s, 1),
         "total_steps": total_steps,
     }
+    if rank_loss is not None:
+        record["rank_loss"] = round(rank_loss, 5)
+    return record
+
+
+def _same_network(base: ModelConfig, config: ModelConfig) -> bool:
+    """Whether `config` is `base`, perhaps with a ranking head added."""
+    return dataclasses.replace(config, ranker_size=base.ranker_size) == base
+
+
+def _encode_negatives(
+    negatives: list[list[list[str]]], tokenizer: Tokenizer, max_tokens: int
+) -> list[list[list[list[int]]]]:
+    flat = [reply for conv in negatives for turn in conv for reply in turn]
+    ids = iter(tokenizer.encode_batch(flat)) if flat else iter(())
+    return [[[next(ids)[:max_tokens] for _ in turn] for turn in conv] for conv in negatives]
 
 
 def _provenance(

@@ -72,3 +72,21 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Pat
 def tiny_model_dir(tiny_run: Path) -> Path:
     """The model directory of `tiny_run`."""
     return tiny_run / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_rank_model_dir(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
+    """A `tiny` model with a ranking head trained 40 steps with retrieved negatives,
+    its reply index, and ranker weights fitted by `chatbot index`."""
+    from chatbot.cli import main
+    from chatbot.config import Config
+    from chatbot.train import train
+
+    out = tmp_path_factory.mktemp("tiny-rank") / "run"
+    config = Config.preset("tiny").override([
+        f"data.source=jsonl:{corpus_file}", "model.ranker_size=16", "train.rank_weight=1.0",
+        "train.rank_negatives=2",
+    ])
+    train(config, out_dir=out, max_steps=40)
+    assert main(["index", str(out), "--fit", "20"]) == 0
+    return out / "model"

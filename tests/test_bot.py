@@ -349,7 +349,9 @@ def test_chatbot_load_without_a_path_is_the_packaged_bot(
 ) -> None:
     loaded: list[Path] = []
 
-    def fake_load(path: Path, *, decode: object = None) -> FakeGenerator:
+    def fake_load(
+        path: Path, *, decode: object = None, reply_filter: object = None
+    ) -> FakeGenerator:
         loaded.append(path)
         return FakeGenerator()
 

@@ -65,6 +65,11 @@ def test_eval_with_replies_reports_diversity(
 ) -> None:
     assert main(["eval", str(tiny_run), "--split", "all", "--replies", "20", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["replies"] == 20
-    assert 0.0 < report["distinct_1"] <= 1.0
-    assert 0.0 < report["generic_rate"] <= 1.0
+    assert report["turns"] == 20
+    keys = {"hits_at_1", "hits_at_1_retrieved", "f1", "distinct_1", "distinct_2",
+            "generic_rate", "mean_length"}
+    for system in ("generated", "selected"):
+        assert set(report[system]) == keys
+        assert 0.0 < report[system]["distinct_1"] <= 1.0
+        assert 0.0 < report[system]["generic_rate"] <= 1.0
+        assert 0.0 <= report[system]["hits_at_1"] <= 1.0

@@ -28,6 +28,8 @@ class Batch:
         turn_mask: (B, K) bool, True for real turns.
         dec_in: (B, K-1, T) int64 `<bos>` + reply tokens, reply i answers turn i.
         dec_out: (B, K-1, T) int64 reply tokens + `<eos>`, pad where there is no target.
+        negatives: (B, K-1, M, T') int64 other replies (+ `<eos>`) retrieved for each
+            turn, all pad where there is none; None when the batcher has no negatives.
     """
 
     utterances: torch.Tensor
@@ -35,15 +37,18 @@ class Batch:
     turn_mask: torch.Tensor
     dec_in: torch.Tensor
     dec_out: torch.Tensor
+    negatives: torch.Tensor | None = None
 
     @property
     def target_tokens(self) -> int:
         return int((self.dec_out != 0).sum())
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(t.to(device) for t in (
-            self.utterances, self.lengths, self.turn_mask, self.dec_in, self.dec_out
-        )))
+        negatives = None if self.negatives is None else self.negatives.to(device)
+        return Batch(
+            self.utterances.to(device), self.lengths.to(device), self.turn_mask.to(device),
+            self.dec_in.to(device), self.dec_out.to(device), negatives,
+        )
 
 
 @dataclass(frozen=True)
@@ -72,16 +77,25 @@ def make_windows(
     conversations: Sequence[EncodedConversation], window_turns: int
 ) -> list[EncodedConversation]:
     """Windows of `window_turns` consecutive utterances; each starts on the last of the previous."""
+    return [conversations[c][start:end] for c, start, end in window_spans(
+        conversations, window_turns
+    )]
+
+
+def window_spans(
+    conversations: Sequence[Sequence[object]], window_turns: int
+) -> list[tuple[int, int, int]]:
+    """(conversation, start, end) of each window `make_windows` makes, in its order."""
     if window_turns < 2:
         raise ValueError(f"window_turns must be at least 2 (got {window_turns})")
     step = window_turns - 1
-    windows = []
-    for conv in conversations:
+    spans = []
+    for index, conv in enumerate(conversations):
         for start in range(0, max(len(conv) - 1, 0), step):
-            window = conv[start : start + window_turns]
-            if len(window) >= 2:
-                windows.append(window)
-    return windows
+            end = min(start + window_turns, len(conv))
+            if end - start >= 2:
+                spans.append((index, start, end))
+    return spans
 
 
 class WindowBatcher:
@@ -101,8 +115,15 @@ class WindowBatcher:
         bos_id: int,
         eos_id: int,
         bucket_batches: int = 50,
+        negatives: Sequence[Sequence[Sequence[Sequence[int]]]] | None = None,
     ) -> None:
-        self.windows = make_windows(conversations, window_turns)
+        """`negatives[c][j]`: token ids of other replies retrieved for turn j of
+        conversation c (each window then collates them into `Batch.negatives`)."""
+        spans = window_spans(conversations, window_turns)
+        self.windows = [conversations[c][a:b] for c, a, b in spans]
+        self.negatives = (
+            None if negatives is None else [negatives[c][a:b] for c, a, b in spans]
+        )
         self.window_turns = window_turns
         self.batch_size = batch_size
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
@@ -131,7 +152,11 @@ class WindowBatcher:
         plan = self.plan(epoch, seed=seed, shuffle=shuffle)
         usable = len(plan) - len(plan) % world_size if world_size > 1 else len(plan)
         for index in range(start, usable // world_size):
-            yield self.collate([self.windows[i] for i in plan[index * world_size + rank]])
+            chosen = plan[index * world_size + rank]
+            batch = self.collate([self.windows[i] for i in chosen])
+            if self.negatives is not None:
+                batch.negatives = self.collate_negatives([self.negatives[i] for i in chosen])
+            yield batch
 
     def steps_per_epoch(self, world_size: int = 1) -> int:
         return len(self.plan(0, seed=0, shuffle=False)) // world_size
@@ -159,6 +184,21 @@ class WindowBatcher:
         """
         window = self.windows[index]
         return len(window), max(len(u) for u in window[1:]), max(len(u) for u in window[:-1])
+
+    def collate_negatives(
+        self, windows: Sequence[Sequence[Sequence[Sequence[int]]]]
+    ) -> torch.Tensor:
+        """(B, K-1, M, T) retrieved replies + `<eos>` for turns 1.. of each window."""
+        k = max(len(w) for w in windows)
+        m = max((len(n) for w in windows for n in w), default=0)
+        t = max((len(r) for w in windows for n in w for r in n), default=0) + 1
+        out = torch.full((len(windows), k - 1, m, t), self.pad_id, dtype=torch.long)
+        for i, window in enumerate(windows):
+            for j, replies in enumerate(window[1:]):
+                for r, ids in enumerate(replies):
+                    out[i, j, r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+                    out[i, j, r, len(ids)] = self.eos_id
+        return out
 
     def collate(self, windows: Sequence[EncodedConversation]) -> Batch:
         b = len(windows)

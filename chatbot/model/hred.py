@@ -13,14 +13,17 @@ from chatbot.config import ModelConfig
 from chatbot.model.decoder import Decoder, Memory
 from chatbot.model.encoder import UtteranceEncoder
 from chatbot.model.gru import run_gru
+from chatbot.model.ranker import RankingHead, ranking_loss
 
 
 @dataclass(frozen=True)
 class Loss:
-    """Summed token cross-entropy and the count of target tokens it covers."""
+    """Summed token cross-entropy and the count of target tokens it covers, and the
+    mean ranking loss of the same replies when it was asked for."""
 
     total: torch.Tensor
     tokens: int
+    rank: torch.Tensor | None = None
 
     @property
     def mean(self) -> torch.Tensor:
@@ -58,6 +61,15 @@ class HRED(nn.Module):
             context_size=config.context_size,
             attention=config.attention,
             dropout=config.dropout,
+        )
+        self.ranker = (
+            RankingHead(
+                context_size=config.context_size,
+                hidden_size=config.hidden_size,
+                size=config.ranker_size,
+            )
+            if config.ranker_size
+            else None
         )
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
@@ -111,12 +123,17 @@ class HRED(nn.Module):
         stateless: bool = False,
         teacher_forcing: float = 1.0,
         rng: random.Random | None = None,
+        rank: bool = False,
+        negatives: torch.Tensor | None = None,
     ) -> Loss:
         """Loss of every reply in a batch of conversation windows (see `data.Batch`).
 
         Reply i answers turn i from the state after turns 0..i (after turn i
         alone when `stateless`). Below 1.0, `teacher_forcing` is the chance that
-        a step is fed the reference token rather than the model's argmax.
+        a step is fed the reference token rather than the model's argmax. With
+        `rank` (and a ranking head), `Loss.rank` is the ranking loss of the same
+        replies against each other and against `negatives` (B, K-1, M, S), other
+        replies retrieved for each turn (all pad where there are none).
         """
         b, k, s = utterances.shape
         # Only turns that are answered are encoded: a window's last turn and the
@@ -138,7 +155,7 @@ class HRED(nn.Module):
         width = int((targets != self.pad_id).sum(1).max())
         targets, inputs = targets[:, :width], inputs[:, :width]
         hidden, memory = self.start_reply(state, outputs, mask)
-        return self.reply_loss(
+        loss = self.reply_loss(
             inputs,
             targets,
             hidden,
@@ -146,6 +163,52 @@ class HRED(nn.Module):
             teacher_forcing=teacher_forcing,
             rng=rng,
         )
+        if not rank or self.ranker is None:
+            return loss
+        hard = None
+        if negatives is not None and negatives.shape[2]:
+            m, t = negatives.shape[2], negatives.shape[3]
+            hard = negatives.reshape(b * (k - 1), m, t)[rows]
+        value = self._rank_loss(state, encoded, targets, hard)
+        return Loss(loss.total, loss.tokens, value)
+
+    def _rank_loss(
+        self,
+        state: torch.Tensor,
+        user: torch.Tensor,
+        targets: torch.Tensor,
+        negatives: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """InfoNCE of N replies `targets` (N, T) (each ending in `<eos>`) answering
+        contexts `state` (N, C) after user turns `user` (N, H)."""
+        assert self.ranker is not None
+        n = len(targets)
+        utterances = [targets]
+        m = 0
+        if negatives is not None:
+            m = negatives.shape[1]
+            flat = negatives.reshape(n * m, -1)
+            width = max(targets.shape[1], flat.shape[1])
+            utterances = [F.pad(targets, (0, width - targets.shape[1]), value=self.pad_id),
+                          F.pad(flat, (0, width - flat.shape[1]), value=self.pad_id)]
+        tokens = torch.cat(utterances)
+        lengths = (tokens != self.pad_id).sum(1)
+        real = (lengths > 0).nonzero().squeeze(1)
+        real_tokens = tokens[real]
+        real_tokens = real_tokens[:, : int(lengths[real].max())]
+        _, vectors = self.encoder(real_tokens, lengths[real])
+        embedded = self.ranker.embed_reply(vectors)
+        replies = embedded[:n]
+        contexts = self.ranker.embed_context(state, user)
+        same = (targets.unsqueeze(1) == targets.unsqueeze(0)).all(-1)
+        if not m:
+            return ranking_loss(self.ranker, contexts, replies, same=same)
+        present = real[real >= n] - n
+        hard = embedded.new_zeros(n * m, embedded.shape[1]).index_copy(0, present, embedded[n:])
+        missing = torch.ones(n * m, dtype=torch.bool, device=tokens.device)
+        missing[present] = False
+        return ranking_loss(self.ranker, contexts, replies, hard.view(n, m, -1), same=same,
+                            missing=missing.view(n, m))
 
     def reply_loss(
         self,
@@ -189,3 +252,4 @@ class HRED(nn.Module):
                 else:
                     token = self.decoder.logits(features.squeeze(1)).argmax(-1).detach()
         return torch.cat(steps, dim=1)
+

@@ -1,0 +1,168 @@
+"""Scoring candidate replies against conversations with the model itself.
+
+Every candidate of every conversation goes through one batched pass:
+
+- `log_p`: log p(reply | conversation), the decoder teacher-forced on the reply;
+- `log_prior`: log p(reply | an empty conversation), for mutual information
+  (Li et al. 2016: log p(T|S) - lambda log p(T));
+- `match`: the ranking head's scaled cosine between the conversation and the reply.
+
+`RankerWeights` combines them (and the retrieval similarity) into one score and
+maps the winner's score to a calibrated confidence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from chatbot.errors import FormatError
+from chatbot.model import HRED
+
+RANKER_FILE = "ranker.json"
+FEATURES = ("match", "log_p", "pmi", "similarity", "generated")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per candidate row: (R,) float tensors, and (R,) reply token counts (with `<eos>`)."""
+
+    log_p: torch.Tensor
+    log_prior: torch.Tensor
+    match: torch.Tensor
+    tokens: torch.Tensor
+
+
+@torch.inference_mode()
+def score_replies(
+    model: HRED,
+    *,
+    state: torch.Tensor,
+    outputs: torch.Tensor,
+    mask: torch.Tensor,
+    vectors: torch.Tensor,
+    owner: torch.Tensor,
+    replies: torch.Tensor,
+    bos_id: int,
+    eos_id: int,
+) -> Scores:
+    """Scores R candidate replies of N conversations in one pass.
+
+    Args:
+        state: (N, C) each conversation's state after the user's utterance.
+        outputs: (N, S, H) the user utterances' encoder outputs; mask (N, S).
+        vectors: (N, H) the user utterances' vectors.
+        owner: (R,) int64, the conversation each candidate answers.
+        replies: (R, T) int64 reply tokens + `<eos>`, pad after.
+    """
+    pad = model.pad_id
+    real = replies != pad
+    lengths = real.sum(1)
+    inputs = torch.cat([torch.full_like(replies[:, :1], bos_id), replies[:, :-1]], dim=1)
+    inputs = inputs.masked_fill(inputs == eos_id, pad)
+    log_p = _log_likelihood(model, state.index_select(0, owner),
+                            outputs.index_select(0, owner), mask.index_select(0, owner),
+                            inputs, replies, real, lengths)
+    empty = torch.tensor([[eos_id]], device=replies.device)
+    e_out, e_mask, e_vec = model.encode(empty, torch.ones(1, dtype=torch.long,
+                                                          device=replies.device))
+    e_state = model.update_state(e_vec, model.initial_state(1))
+    rows = torch.zeros_like(owner)
+    log_prior = _log_likelihood(model, e_state.index_select(0, rows),
+                                e_out.index_select(0, rows), e_mask.index_select(0, rows),
+                                inputs, replies, real, lengths)
+    if model.ranker is None:
+        match = torch.zeros_like(log_p)
+    else:
+        _, reply_vectors = model.encoder(replies, lengths)
+        contexts = model.ranker.embed_context(state, vectors).index_select(0, owner)
+        match = model.ranker.score(contexts, model.ranker.embed_reply(reply_vectors))
+    return Scores(log_p, log_prior, match, lengths)
+
+
+def _log_likelihood(
+    model: HRED,
+    state: torch.Tensor,
+    outputs: torch.Tensor,
+    mask: torch.Tensor,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    real: torch.Tensor,
+    lengths: torch.Tensor,
+) -> torch.Tensor:
+    hidden, memory = model.start_reply(state, outputs, mask)
+    features, _, _ = model.decoder(inputs, hidden, memory, lengths, at=real)
+    token_lp = -F.cross_entropy(model.decoder.logits(features), targets[real], reduction="none")
+    rows = real.nonzero()[:, 0]
+    return torch.zeros(len(targets), device=targets.device).index_add_(0, rows, token_lp)
+
+
+@dataclass(frozen=True)
+class RankerWeights:
+    """The ranker's linear score and the gate's calibration.
+
+    score = w_match * match + w_log_p * log_p / tokens + w_pmi * pmi / tokens,
+    where pmi = log_p - mmi_lambda * log_prior. The candidate with the best
+    score is said; its confidence, the probability that it is an acceptable
+    reply, is sigmoid(gate_score * score + gate_similarity * similarity
+    + gate_generated * generated + gate_bias), fitted to judged replies.
+    """
+
+    match: float = 0.0
+    log_p: float = 0.0
+    pmi: float = 1.0
+    mmi_lambda: float = 0.5
+    gate_score: float = 1.0
+    gate_similarity: float = 0.0
+    gate_generated: float = 0.0
+    gate_bias: float = 0.0
+    fitted_on: str = "not fitted: mutual information with lambda 0.5"
+
+    def features(self, scores: Scores, similarity: torch.Tensor,
+                 generated: torch.Tensor) -> torch.Tensor:
+        """(R, len(FEATURES)) feature rows in `FEATURES` order."""
+        tokens = scores.tokens.float()
+        pmi = scores.log_p - self.mmi_lambda * scores.log_prior
+        return torch.stack(
+            [scores.match, scores.log_p / tokens, pmi / tokens, similarity, generated], dim=1
+        )
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        """(R, F) features -> (R,) scores."""
+        weights = torch.tensor([self.match, self.log_p, self.pmi, 0.0, 0.0],
+                               dtype=features.dtype)
+        return features @ weights
+
+    def confidence(self, score: float, features: tuple[float, ...]) -> float:
+        """The gate's probability that the winner (its score and features) is acceptable."""
+        z = (self.gate_score * score + self.gate_similarity * features[3]
+             + self.gate_generated * features[4] + self.gate_bias)
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({"version": 1, **asdict(self)}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, path: str = RANKER_FILE) -> RankerWeights:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise FormatError(path, f"invalid JSON: {exc}") from None
+        if not isinstance(data, dict) or data.pop("version", None) != 1:
+            raise FormatError(path, "not a version 1 ranker file")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise FormatError(path, f"unknown ranker keys: {', '.join(unknown)}")
+        for key, value in data.items():
+            if key == "fitted_on":
+                if not isinstance(value, str):
+                    raise FormatError(path, "fitted_on must be a string")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or not \
+                    math.isfinite(value):
+                raise FormatError(path, f"{key} must be a finite number (got {value!r})")
+        return cls(**data)

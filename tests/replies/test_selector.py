@@ -1,0 +1,133 @@
+"""The selector inside the generator: candidates, one batched scoring pass, the choice."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from chatbot.checkpoint import load_model
+from chatbot.config import DecodeConfig
+from chatbot.generator import Generator
+from chatbot.replies.filter import ReplyFilter
+from chatbot.replies.index import INDEX_FILE
+from chatbot.replies.rank import RANKER_FILE, RankerWeights
+from chatbot.replies.select import best
+
+USER = "do you have any pets?"
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_rank_model_dir: Path) -> Generator:
+    torch.set_num_threads(1)
+    return Generator.from_loaded(load_model(tiny_rank_model_dir))
+
+
+def test_the_model_directory_lists_its_index_and_ranker(tiny_rank_model_dir: Path) -> None:
+    loaded = load_model(tiny_rank_model_dir)
+    files = loaded.info["manifest"]["files"]
+    assert INDEX_FILE in files and RANKER_FILE in files
+    weights = RankerWeights.from_json((tiny_rank_model_dir / RANKER_FILE).read_text())
+    assert weights.fitted_on.endswith("true reply vs 19 retrieved + 19 random")
+    assert loaded.model.ranker is not None
+
+
+def test_pure_generation_has_no_candidates(gen: Generator) -> None:
+    [(g, _)] = gen.respond([(gen.initial_state(), USER, None)],
+                           decode=DecodeConfig(ranker="none"))
+    assert g.candidates == () and g.source == "generated" and g.ranker == "none"
+
+
+def test_the_winner_is_the_best_scored_candidate(gen: Generator) -> None:
+    [(g, _)] = gen.respond([(gen.initial_state(), USER, None)], decode=DecodeConfig())
+    assert g.ranker == "model"
+    sources = {c.source for c in g.candidates}
+    assert sources == {"generated", "retrieved"}
+    winner = best(g.candidates)
+    assert winner is not None and winner.text == g.text and winner.source == g.source
+    assert g.confidence == pytest.approx(gen.weights.confidence(winner.score, winner.features))
+    retrieved = [c for c in g.candidates if c.source == "retrieved"]
+    assert all(c.origin and c.origin.startswith("conversation ") for c in retrieved)
+    assert [c.similarity for c in retrieved] == sorted(c.similarity for c in retrieved)[::-1]
+
+
+def test_selection_features_equal_the_rank_method(gen: Generator) -> None:
+    state = gen.observe([gen.initial_state()], ["hello"])[0]
+    [(g, _)] = gen.respond([(state, USER, "hi")], decode=DecodeConfig())
+    kept = [c for c in g.candidates if c.dropped is None]
+    [features] = gen.rank(
+        [(state, USER, [c.text for c in kept])],
+        similarity=[[c.similarity for c in kept]],
+        generated=[[c.source == "generated" for c in kept]],
+    )
+    assert torch.allclose(features, torch.tensor([c.features for c in kept]), atol=1e-5)
+
+
+def test_log_p_feature_is_the_teacher_forced_log_likelihood(gen: Generator) -> None:
+    state = gen.observe([gen.initial_state()], ["good morning"])[0]
+    replies = ["i have a dog named max", "no, never pineapple", "yes"]
+    [features] = gen.rank([(state, USER, replies)])
+    for reply, row in zip(replies, features, strict=True):
+        tokens = len(gen.tokenizer.encode(reply)) + 1
+        assert float(row[1]) * tokens == pytest.approx(gen.score(state, USER, reply), abs=1e-4)
+
+
+def test_log_prior_is_the_likelihood_after_an_empty_turn(gen: Generator) -> None:
+    reply = "i love pizza, especially with mushrooms"
+    [features] = gen.rank([(gen.initial_state(), USER, [reply])])
+    tokens = len(gen.tokenizer.encode(reply)) + 1
+    log_p = float(features[0, 1]) * tokens
+    prior = gen.score(gen.initial_state(), "", reply)
+    lam = gen.weights.mmi_lambda
+    assert float(features[0, 2]) * tokens == pytest.approx(log_p - lam * prior, abs=1e-4)
+
+
+def test_a_batch_scores_as_each_item_alone(gen: Generator) -> None:
+    states = [gen.initial_state(), gen.observe([gen.initial_state()], ["hello"])[0]]
+    items = [(states[0], USER, ["i have a dog", "yes"]),
+             (states[1], "what music do you like?", ["rock", "mostly rock and some jazz", "no"])]
+    together = gen.rank(items)
+    for item, batched in zip(items, together, strict=True):
+        [alone] = gen.rank([item])
+        assert torch.allclose(alone, batched, atol=1e-5)
+
+
+def test_a_blocked_candidate_never_wins(gen: Generator) -> None:
+    [(g, _)] = gen.respond([(gen.initial_state(), USER, None)], decode=DecodeConfig())
+    first = best(g.candidates)
+    assert first is not None
+    word = max(first.text.split(), key=len).strip("?!.,")
+    strict = Generator(
+        gen.model, gen.tokenizer, index=gen.index, weights=gen.weights,
+        reply_filter=ReplyFilter(words=(word,)),
+    )
+    [(again, _)] = strict.respond([(gen.initial_state(), USER, None)], decode=DecodeConfig())
+    assert word.casefold() not in again.text.casefold().split()
+    dropped = [c for c in again.candidates if c.text == first.text]
+    assert dropped and dropped[0].dropped == f"blocked: word '{word.casefold()}'"
+
+
+def test_everything_blocked_leaves_no_reply_to_say(gen: Generator) -> None:
+    everything = ReplyFilter(patterns=(re.compile(r"\w"),), pattern_names=("all",))
+    strict = Generator(gen.model, gen.tokenizer, index=gen.index, weights=gen.weights,
+                       reply_filter=everything)
+    [(g, _)] = strict.respond([(gen.initial_state(), USER, None)], decode=DecodeConfig())
+    assert g.confidence == 0.0 and "blocked" in g.flags
+    assert all(c.dropped for c in g.candidates)
+
+
+def test_mmi_ranks_by_pointwise_mutual_information(gen: Generator) -> None:
+    config = DecodeConfig(ranker="mmi", mmi_lambda=0.5)
+    [(g, _)] = gen.respond([(gen.initial_state(), USER, None)], decode=config)
+    kept = [c for c in g.candidates if c.dropped is None]
+    assert g.ranker == "mmi"
+    assert all(c.score == pytest.approx(c.features[2]) for c in kept)
+    assert g.text == max(kept, key=lambda c: c.score or 0.0).text
+
+
+def test_retrieve_zero_keeps_generated_candidates_only(gen: Generator) -> None:
+    [(g, _)] = gen.respond([(gen.initial_state(), USER, None)],
+                           decode=DecodeConfig(retrieve=0, strategy="beam", n_best=3))
+    assert {c.source for c in g.candidates} == {"generated"}
