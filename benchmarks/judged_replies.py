@@ -3,7 +3,8 @@
 Each context's earlier turns are replayed into a session as said (the user's
 and the other speaker's lines alike), and the bot answers the last user turn
 through its whole policy (intents, neural, fallback). Writes one JSON object a
-line: id, turns, reply, source, intent, confidence.
+line: id, turns, reply, source, intent, confidence, and the model's candidate
+(`neural`, `confidence_neural`) whether or not the policy let it through.
 
     python benchmarks/judged_replies.py --out after.jsonl
     python benchmarks/judged_replies.py --model /tmp/old-model --ranker none --out before.jsonl
@@ -55,6 +56,9 @@ def main() -> None:
             record = {"id": context["id"], "turns": turns, "reply": reply.text,
                       "source": reply.source, "intent": reply.intent,
                       "confidence": round(reply.confidence, 4)}
+            neural = reply.trace.neural
+            if neural is not None:
+                record.update(neural=neural.text, confidence_neural=round(neural.confidence, 4))
             out.write(json.dumps(record) + "\n")
 
 

@@ -119,15 +119,17 @@ def distractor_sets(
 
 def rank_features(
     generator: Generator, turns: Sequence[Turn], candidates: Sequence[Sequence[str]],
-    *, batch: int = 16,
+    *, batch: int = 16, generated: Sequence[Sequence[bool]] | None = None,
 ) -> list[torch.Tensor]:
-    """(1 + len(candidates[i]), F) features of the true reply and then the candidates."""
+    """(1 + len(candidates[i]), F) features of the true reply and then the candidates
+    (`generated[i]`: which of the true reply and the candidates the model generated)."""
     out: list[torch.Tensor] = []
     for start in range(0, len(turns), batch):
         chunk = turns[start : start + batch]
         items = [(t.state, t.user, [t.truth, *candidates[start + j]])
                  for j, t in enumerate(chunk)]
-        out += generator.rank(items)
+        flags = None if generated is None else generated[start : start + batch]
+        out += generator.rank(items, generated=flags)
     return out
 
 

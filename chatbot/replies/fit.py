@@ -1,9 +1,10 @@
 """Fitting the ranker's weights and the gate's calibration on held-out data.
 
-The weights of `match`, `log_p` and `pmi` maximise the listwise likelihood of
-the true next turn among 19 retrieved and 19 random other replies (a softmax
-over each list). The gate is a logistic regression of judged acceptability on
-the winner's score, retrieval similarity and source.
+The weights of `match`, `log_p`, `pmi` and `generated` maximise the listwise
+likelihood of the true next turn among 19 retrieved replies, 19 random other
+replies and the model's own greedy reply (a softmax over each list). The gate
+is a logistic regression of judged acceptability on the winner's score,
+retrieval similarity and source.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import torch
 from chatbot.data.corpora import Conversation
 from chatbot.errors import DataError
 from chatbot.generator import Generator
-from chatbot.replies.evaluation import distractor_sets, held_out, rank_features
+from chatbot.replies.evaluation import DISTRACTORS, distractor_sets, held_out, rank_features
 from chatbot.replies.rank import RankerWeights
 from chatbot.replies.select import best
 
-RANK_COLUMNS = (0, 1, 2)
+RANK_COLUMNS = (0, 1, 2, 4)
 L2 = 1e-3
 
 
@@ -34,13 +35,19 @@ def fit_ranker(
     base = base or RankerWeights(mmi_lambda=1.0)
     turns = held_out(generator, conversations, limit=limit)
     randoms, retrieved = distractor_sets(generator, turns, conversations, seed=1)
-    lists = [[*r, *d] for r, d in zip(retrieved, randoms, strict=True)]
-    features = rank_features(generator, turns, lists)
+    greedy = generator.decode.replace(ranker="none")
+    own = [g.text for start in range(0, len(turns), 32) for g, _ in generator.respond(
+        [(t.state, t.user, None) for t in turns[start : start + 32]], decode=greedy)]
+    lists = [[*r, *d, g] for r, d, g in zip(retrieved, randoms, own, strict=True)]
+    flags = [[False] * (1 + 2 * DISTRACTORS) + [True] for _ in turns]
+    features = rank_features(generator, turns, lists, generated=flags)
     x = torch.stack([f[:, list(RANK_COLUMNS)] for f in features]).double()
     w = fit_listwise(x)
     return dataclasses.replace(
         base, match=round(w[0], 6), log_p=round(w[1], 6), pmi=round(w[2], 6),
-        fitted_on=f"{len(turns)} held-out turns, true reply vs 19 retrieved + 19 random",
+        generated=round(w[3], 6),
+        fitted_on=f"{len(turns)} held-out turns, true reply vs 19 retrieved + 19 random "
+        "+ the greedy reply",
     )
 
 

@@ -105,8 +105,11 @@ def _log_likelihood(
 class RankerWeights:
     """The ranker's linear score and the gate's calibration.
 
-    score = w_match * match + w_log_p * log_p / tokens + w_pmi * pmi / tokens,
-    where pmi = log_p - mmi_lambda * log_prior. The candidate with the best
+    score = w_match * match + w_log_p * log_p / tokens + w_pmi * pmi / tokens
+    + w_similarity * similarity + w_generated * generated, where
+    pmi = log_p - mmi_lambda * log_prior, similarity is a retrieved reply's
+    key similarity to the user's utterance (0 for generated ones) and generated
+    is 1 for the model's own hypotheses. The candidate with the best
     score is said; its confidence, the probability that it is an acceptable
     reply, is sigmoid(gate_score * score + gate_similarity * similarity
     + gate_generated * generated + gate_bias), fitted to judged replies.
@@ -115,6 +118,8 @@ class RankerWeights:
     match: float = 0.0
     log_p: float = 0.0
     pmi: float = 1.0
+    similarity: float = 0.0
+    generated: float = 0.0
     mmi_lambda: float = 0.5
     gate_score: float = 1.0
     gate_similarity: float = 0.0
@@ -133,7 +138,8 @@ class RankerWeights:
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
         """(R, F) features -> (R,) scores."""
-        weights = torch.tensor([self.match, self.log_p, self.pmi, 0.0, 0.0],
+        weights = torch.tensor([self.match, self.log_p, self.pmi, self.similarity,
+                                self.generated],
                                dtype=features.dtype)
         return features @ weights
 
