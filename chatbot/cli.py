@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from chatbot.errors import ChatbotError
+from chatbot.errors import ChatbotError, ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -69,8 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("model", help="model directory or run folder (rewritten in place)")
     index.add_argument("--data", help="build the index from this corpus's training split "
                        "(default: keep the model's index, else its training corpus)")
-    index.add_argument("--fit", type=int, default=1000, metavar="N",
-                       help="fit the ranker's weights on N validation turns (0: keep them)")
+    index.add_argument("--fit", type=int, default=0, metavar="N",
+                       help="fit the ranker's weights to pick the true next turn of N "
+                       "validation turns (listwise); see docs/replies.md for when not to")
+    index.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                       help="set ranker weights: match, log_p, pmi, similarity, generated, "
+                       "consensus, mmi_lambda")
+    index.add_argument("--note", help="how the weights were chosen (kept in ranker.json)")
     index.add_argument("--gate", metavar="FILE", help="fit the confidence gate to judged "
                        "replies (JSON lines: turns, reply, acceptable)")
     index.set_defaults(run=_index)
@@ -217,6 +223,25 @@ def _eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _set_weights(weights: Any, pairs: list[str], note: str | None) -> Any:
+    import dataclasses
+
+    names = ("match", "log_p", "pmi", "similarity", "generated", "consensus", "mmi_lambda")
+    changes: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or name not in names:
+            raise ConfigError(f"--set takes KEY=VALUE with KEY one of {', '.join(names)}: {pair!r}")
+        try:
+            changes[name] = float(raw)
+        except ValueError:
+            raise ConfigError(f"--set {name}: {raw!r} is not a number") from None
+        if not math.isfinite(changes[name]):
+            raise ConfigError(f"--set {name}: {raw!r} is not finite")
+    fitted = note or "set by hand: " + ", ".join(f"{k}={v:g}" for k, v in changes.items())
+    return dataclasses.replace(weights, **changes, fitted_on=fitted)
+
+
 def _print_report(report: dict[str, Any], indent: str = "") -> None:
     width = max(len(k) for k in report)
     for key, value in report.items():
@@ -233,7 +258,7 @@ def _index(args: argparse.Namespace) -> int:
     from chatbot.generator import Generator
     from chatbot.replies.fit import fit_gate, fit_ranker, read_judged
     from chatbot.replies.index import INDEX_FILE, ReplyIndex
-    from chatbot.replies.rank import RANKER_FILE
+    from chatbot.replies.rank import RANKER_FILE, RankerWeights
 
     path = resolve_model_dir(args.model)
     loaded = load_model(path)
@@ -247,6 +272,8 @@ def _index(args: argparse.Namespace) -> int:
         files[INDEX_FILE] = generator.index.to_bytes()
         print(f"index: {len(generator.index)} replies of {len(split.train)} conversations")
     weights = generator.weights
+    if args.set:
+        weights = _set_weights(weights or RankerWeights(), args.set, args.note)
     if args.fit:
         weights = fit_ranker(generator, split.valid, limit=args.fit, base=weights)
         print(f"ranker: match {weights.match:.4f}, log_p {weights.log_p:.4f}, "
@@ -257,8 +284,7 @@ def _index(args: argparse.Namespace) -> int:
         assert weights is not None
         weights = fit_gate(weights, rows, labels)
         print(f"gate: fitted on {len(rows)} judged replies, {sum(labels)} acceptable")
-    if weights is not None and weights != generator.weights or args.fit or args.gate:
-        assert weights is not None
+    if weights is not None and (args.set or args.fit or args.gate):
         files[RANKER_FILE] = weights.to_json().encode("utf-8")
     add_files(path, files)
     print(f"{path}: wrote {', '.join(sorted(files)) or 'nothing'}")

@@ -278,7 +278,10 @@ class Generator:
     ) -> list[Generation]:
         """Each generation replaced by the best of its candidates, all scored in one pass."""
         k = config.retrieve if self.index is not None else 0
-        hits = self.index.search(users, k=k) if k and self.index is not None else [[]] * len(users)
+        hits = (
+            self.index.search(users, k=k, contexts=previous)
+            if k and self.index is not None else [[]] * len(users)
+        )
         pools = [
             gather(
                 [text for text, _ in g.n_best], found, self.index,
@@ -294,6 +297,7 @@ class Generator:
                 state=state, outputs=outputs, mask=mask, vectors=vectors,
                 similarity=[c.similarity for _, c in rows],
                 generated=[c.source == "generated" for _, c in rows],
+                likelihood=weights.uses_likelihood,
             )
             totals = weights.score(features).tolist()
             scored = iter(zip(features.tolist(), totals, strict=True))
@@ -315,14 +319,16 @@ class Generator:
         vectors: torch.Tensor,
         similarity: Sequence[float],
         generated: Sequence[bool],
+        likelihood: bool = True,
     ) -> torch.Tensor:
-        """(R, F) ranker features of reply `texts[r]` answering conversation `owner[r]`."""
+        """(R, F) ranker features of reply `texts[r]` answering conversation `owner[r]`
+        (`log_p` and `pmi` are 0 without `likelihood`)."""
         limit = MAX_SCORED_TOKENS
         tokens, _ = self._pad([self.tokenizer.encode(text)[:limit] for text in texts])
         scores = score_replies(
             self.model, state=state, outputs=outputs, mask=mask, vectors=vectors,
             owner=torch.tensor(owner, device=self._device), replies=tokens,
-            bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id,
+            bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id, likelihood=likelihood,
         )
         return weights.features(
             scores, torch.tensor(similarity, dtype=torch.float32),

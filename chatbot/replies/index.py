@@ -1,7 +1,10 @@
 """The reply index: human replies of a corpus, keyed by the utterance each answered.
 
-Retrieval is TF-IDF (scikit-learn, word 1-2 grams, sublinear tf) over the keys,
-by cosine similarity. On disk it is one gzipped JSON file in the model
+Retrieval is TF-IDF (scikit-learn, word 1-2 grams, sublinear tf) by cosine
+similarity: of the user's utterance to each key, plus `CONTEXT_WEIGHT` times
+that of the bot's previous line to the line before the key (so a reply to
+"like 6:30" after "what time do you get up?" is found among replies to
+answers about getting up). On disk it is one gzipped JSON file in the model
 directory (`replies.json.gz`, listed in the manifest): the conversations'
 turns, which pairs are entries, and the fitted vocabulary and idf weights. The
 key matrix is rebuilt from them on load, so nothing is unpickled.
@@ -33,6 +36,7 @@ MAX_REPLY_CHARS = 160
 MAX_REPLY_WORDS = 30
 MAX_INDEX_BYTES = 200_000_000
 TOKEN_PATTERN = r"(?u)\b\w[\w']*\b"
+CONTEXT_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class ReplyIndex:
         self._lock = threading.Lock()
         self._vectorizer: Any = None
         self._keys_t: Any = None
+        self._contexts_t: Any = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -103,26 +108,44 @@ class ReplyIndex:
         c, t = self.entries[entry]
         return self.conversations[c].turns[t]
 
+    def context(self, entry: int) -> str:
+        """The line before the key ('' when the key opened its conversation)."""
+        c, t = self.entries[entry]
+        return self.conversations[c].turns[t - 2] if t >= 2 else ""
+
     def source(self, entry: int) -> tuple[str, int]:
         """(conversation id, turn index) the reply was said at."""
         c, t = self.entries[entry]
         return self.conversations[c].id, t
 
     def warm(self) -> None:
-        """Builds the key matrix now (it is otherwise built by the first search)."""
+        """Builds the key matrices now (they are otherwise built by the first search)."""
         self._ready()
+        self._context_matrix()
 
     def search(
-        self, queries: Sequence[str], *, k: int, exclude: Sequence[int] | None = None
+        self,
+        queries: Sequence[str],
+        *,
+        k: int,
+        exclude: Sequence[int] | None = None,
+        contexts: Sequence[str | None] | None = None,
     ) -> list[list[Hit]]:
         """The `k` entries whose keys are most similar to each query, best first,
         with a positive similarity and distinct reply texts.
 
         Args:
             exclude: per query, a conversation index whose entries are skipped.
+            contexts: per query, the line said before it (the bot's previous
+                reply), or None; it adds `CONTEXT_WEIGHT` times its similarity
+                to the line before each key.
         """
         vectorizer, keys_t = self._ready()
-        scores = (vectorizer.transform(list(queries)) @ keys_t).tocsr()
+        scores = vectorizer.transform(list(queries)) @ keys_t
+        if contexts is not None and any(contexts):
+            lines = vectorizer.transform([c or "" for c in contexts])
+            scores = scores + CONTEXT_WEIGHT * (lines @ self._context_matrix())
+        scores = scores.tocsr()
         results = []
         for row in range(len(queries)):
             start, end = scores.indptr[row], scores.indptr[row + 1]
@@ -170,6 +193,14 @@ class ReplyIndex:
                 keys = [self.key(i) for i in range(len(self.entries))]
                 self._keys_t = self._vectorizer.transform(keys).T.tocsr()
             return self._vectorizer, self._keys_t
+
+    def _context_matrix(self) -> Any:
+        vectorizer, _ = self._ready()
+        with self._lock:
+            if self._contexts_t is None:
+                lines = [self.context(i) for i in range(len(self.entries))]
+                self._contexts_t = vectorizer.transform(lines).T.tocsr()
+            return self._contexts_t
 
     def to_bytes(self) -> bytes:
         """The gzipped JSON file `load` reads (deterministic for equal indexes)."""

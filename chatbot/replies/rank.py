@@ -5,7 +5,9 @@ Every candidate of every conversation goes through one batched pass:
 - `log_p`: log p(reply | conversation), the decoder teacher-forced on the reply;
 - `log_prior`: log p(reply | an empty conversation), for mutual information
   (Li et al. 2016: log p(T|S) - lambda log p(T));
-- `match`: the ranking head's scaled cosine between the conversation and the reply.
+- `match`: the ranking head's scaled cosine between the conversation and the reply;
+- `consensus`: the reply's mean cosine to the other candidates of its turn in the
+  ranking head's reply space (what most candidates agree on is a safer reply).
 
 `RankerWeights` combines them (and the retrieval similarity) into one score and
 maps the winner's score to a calibrated confidence.
@@ -24,7 +26,7 @@ from chatbot.errors import FormatError
 from chatbot.model import HRED
 
 RANKER_FILE = "ranker.json"
-FEATURES = ("match", "log_p", "pmi", "similarity", "generated")
+FEATURES = ("match", "log_p", "pmi", "similarity", "generated", "consensus")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Scores:
     log_prior: torch.Tensor
     match: torch.Tensor
     tokens: torch.Tensor
+    consensus: torch.Tensor
 
 
 @torch.inference_mode()
@@ -49,8 +52,12 @@ def score_replies(
     replies: torch.Tensor,
     bos_id: int,
     eos_id: int,
+    likelihood: bool = True,
 ) -> Scores:
     """Scores R candidate replies of N conversations in one pass.
+
+    Without `likelihood`, only `match` is computed (the decoder does not run;
+    `log_p` and `log_prior` are zeros): enough for a ranker that weighs neither.
 
     Args:
         state: (N, C) each conversation's state after the user's utterance.
@@ -62,26 +69,39 @@ def score_replies(
     pad = model.pad_id
     real = replies != pad
     lengths = real.sum(1)
-    inputs = torch.cat([torch.full_like(replies[:, :1], bos_id), replies[:, :-1]], dim=1)
-    inputs = inputs.masked_fill(inputs == eos_id, pad)
-    log_p = _log_likelihood(model, state.index_select(0, owner),
-                            outputs.index_select(0, owner), mask.index_select(0, owner),
-                            inputs, replies, real, lengths)
-    empty = torch.tensor([[eos_id]], device=replies.device)
-    e_out, e_mask, e_vec = model.encode(empty, torch.ones(1, dtype=torch.long,
-                                                          device=replies.device))
-    e_state = model.update_state(e_vec, model.initial_state(1))
-    rows = torch.zeros_like(owner)
-    log_prior = _log_likelihood(model, e_state.index_select(0, rows),
-                                e_out.index_select(0, rows), e_mask.index_select(0, rows),
+    log_p = log_prior = torch.zeros(len(replies), device=replies.device)
+    if likelihood:
+        inputs = torch.cat([torch.full_like(replies[:, :1], bos_id), replies[:, :-1]], dim=1)
+        inputs = inputs.masked_fill(inputs == eos_id, pad)
+        log_p = _log_likelihood(model, state.index_select(0, owner),
+                                outputs.index_select(0, owner), mask.index_select(0, owner),
                                 inputs, replies, real, lengths)
-    if model.ranker is None:
-        match = torch.zeros_like(log_p)
-    else:
+        empty = torch.tensor([[eos_id]], device=replies.device)
+        e_out, e_mask, e_vec = model.encode(empty, torch.ones(1, dtype=torch.long,
+                                                              device=replies.device))
+        e_state = model.update_state(e_vec, model.initial_state(1))
+        rows = torch.zeros_like(owner)
+        log_prior = _log_likelihood(model, e_state.index_select(0, rows),
+                                    e_out.index_select(0, rows), e_mask.index_select(0, rows),
+                                    inputs, replies, real, lengths)
+    match = consensus = torch.zeros(len(replies), device=replies.device)
+    if model.ranker is not None:
         _, reply_vectors = model.encoder(replies, lengths)
         contexts = model.ranker.embed_context(state, vectors).index_select(0, owner)
-        match = model.ranker.score(contexts, model.ranker.embed_reply(reply_vectors))
-    return Scores(log_p, log_prior, match, lengths)
+        embedded = model.ranker.embed_reply(reply_vectors)
+        match = model.ranker.score(contexts, embedded)
+        consensus = _consensus(embedded, owner)
+    return Scores(log_p, log_prior, match, lengths, consensus)
+
+
+def _consensus(embedded: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+    """(R,) mean cosine of each unit row of `embedded` (R, D) to the other rows
+    with the same owner (0 for a row alone)."""
+    same = owner.unsqueeze(0) == owner.unsqueeze(1)
+    cosine = (embedded @ embedded.T).masked_fill(~same, 0.0)
+    others = same.sum(1) - 1
+    total = cosine.sum(1) - cosine.diagonal()
+    return torch.where(others > 0, total / others.clamp(min=1), torch.zeros_like(total))
 
 
 def _log_likelihood(
@@ -106,7 +126,8 @@ class RankerWeights:
     """The ranker's linear score and the gate's calibration.
 
     score = w_match * match + w_log_p * log_p / tokens + w_pmi * pmi / tokens
-    + w_similarity * similarity + w_generated * generated, where
+    + w_similarity * similarity + w_generated * generated
+    + w_consensus * consensus, where
     pmi = log_p - mmi_lambda * log_prior, similarity is a retrieved reply's
     key similarity to the user's utterance (0 for generated ones) and generated
     is 1 for the model's own hypotheses. The candidate with the best
@@ -120,6 +141,7 @@ class RankerWeights:
     pmi: float = 1.0
     similarity: float = 0.0
     generated: float = 0.0
+    consensus: float = 0.0
     mmi_lambda: float = 0.5
     gate_score: float = 1.0
     gate_similarity: float = 0.0
@@ -133,15 +155,21 @@ class RankerWeights:
         tokens = scores.tokens.float()
         pmi = scores.log_p - self.mmi_lambda * scores.log_prior
         return torch.stack(
-            [scores.match, scores.log_p / tokens, pmi / tokens, similarity, generated], dim=1
+            [scores.match, scores.log_p / tokens, pmi / tokens, similarity.to(tokens.device),
+             generated.to(tokens.device), scores.consensus], dim=1
         )
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
         """(R, F) features -> (R,) scores."""
         weights = torch.tensor([self.match, self.log_p, self.pmi, self.similarity,
-                                self.generated],
+                                self.generated, self.consensus],
                                dtype=features.dtype)
         return features @ weights
+
+    @property
+    def uses_likelihood(self) -> bool:
+        """Whether the score needs the decoder's log-likelihoods."""
+        return bool(self.log_p or self.pmi)
 
     def confidence(self, score: float, features: tuple[float, ...]) -> float:
         """The gate's probability that the winner (its score and features) is acceptable."""

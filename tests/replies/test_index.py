@@ -11,7 +11,7 @@ import pytest
 
 from chatbot.data.corpora import Conversation
 from chatbot.errors import FormatError
-from chatbot.replies.index import MAX_REPLY_WORDS, Hit, ReplyIndex
+from chatbot.replies.index import CONTEXT_WEIGHT, MAX_REPLY_WORDS, Hit, ReplyIndex
 
 CONVERSATIONS = [
     Conversation("dogs", ("I just adopted a dog", "What breed is your dog?",
@@ -255,3 +255,22 @@ def test_a_missing_field_is_a_format_error(index: ReplyIndex, tmp_path: Path) ->
     del data["entries"]
     message = load_error(path, gzip.compress(json.dumps(data).encode()))
     assert message == "invalid reply index: KeyError('entries')"
+
+
+def test_the_line_before_the_key_breaks_ties_between_equal_keys() -> None:
+    conversations = [
+        Conversation("up", ("what time do you get up?", "like 6:30", "wow that is early")),
+        Conversation("eat", ("when do you eat dinner?", "like 6:30", "same here")),
+        # min_df=2: "dinner" and "get up" need a second key to enter the vocabulary.
+        Conversation("more", ("dinner was great", "nice", "I get up at noon", "lucky")),
+    ]
+    index = ReplyIndex.build(conversations)
+    [plain] = index.search(["like 6:30"], k=2)
+    assert [round(h.similarity, 6) for h in plain] == [1.0, 1.0]
+    [up] = index.search(["like 6:30"], k=2, contexts=["what time do you get up?"])
+    [eat] = index.search(["like 6:30"], k=2, contexts=["when do you eat dinner?"])
+    assert index.reply(up[0].entry) == "wow that is early"
+    assert index.reply(eat[0].entry) == "same here"
+    assert up[0].similarity == pytest.approx(1.0 + CONTEXT_WEIGHT)
+    assert 1.0 < up[1].similarity < up[0].similarity  # the other context shares "do you"
+    assert index.context(up[0].entry) == "what time do you get up?"

@@ -30,7 +30,9 @@ def test_the_model_directory_lists_its_index_and_ranker(tiny_rank_model_dir: Pat
     files = loaded.info["manifest"]["files"]
     assert INDEX_FILE in files and RANKER_FILE in files
     weights = RankerWeights.from_json((tiny_rank_model_dir / RANKER_FILE).read_text())
-    assert weights.fitted_on.endswith("true reply vs 19 retrieved + 19 random")
+    assert weights.fitted_on == (
+        "20 held-out turns, true reply vs 19 retrieved + 19 random + the greedy reply"
+    )
     assert loaded.model.ranker is not None
 
 
@@ -131,3 +133,31 @@ def test_retrieve_zero_keeps_generated_candidates_only(gen: Generator) -> None:
     [(g, _)] = gen.respond([(gen.initial_state(), USER, None)],
                            decode=DecodeConfig(retrieve=0, strategy="beam", n_best=3))
     assert {c.source for c in g.candidates} == {"generated"}
+
+
+def test_consensus_is_the_mean_cosine_to_the_turns_other_candidates() -> None:
+    from chatbot.replies.rank import _consensus
+
+    rows = torch.nn.functional.normalize(torch.tensor(
+        [[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [1.0, 1.0], [3.0, -1.0]]), dim=1)
+    owner = torch.tensor([0, 0, 0, 1, 2])
+    got = _consensus(rows, owner)
+    cos = rows @ rows.T
+    expected = [(cos[0, 1] + cos[0, 2]) / 2, (cos[1, 0] + cos[1, 2]) / 2,
+                (cos[2, 0] + cos[2, 1]) / 2, 0.0, 0.0]
+    assert got.tolist() == pytest.approx([float(x) for x in expected])
+
+
+def test_index_set_writes_weights_with_a_note(tiny_rank_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from chatbot.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_rank_model_dir, model)
+    assert main(["index", str(model), "--set", "match=1", "similarity=5", "generated=-3"]) == 0
+    weights = RankerWeights.from_json((model / RANKER_FILE).read_text())
+    assert (weights.match, weights.similarity, weights.generated) == (1.0, 5.0, -3.0)
+    assert weights.fitted_on == "set by hand: match=1, similarity=5, generated=-3"
+    load_model(model)  # the manifest lists the rewritten file
+    assert main(["index", str(model), "--set", "speed=3"]) == 2
