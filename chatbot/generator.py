@@ -29,7 +29,12 @@ from chatbot.errors import ChatbotError
 from chatbot.model import HRED
 from chatbot.replies.filter import ReplyFilter
 from chatbot.replies.index import INDEX_FILE, ReplyIndex
-from chatbot.replies.rank import RANKER_FILE, RankerWeights, score_replies
+from chatbot.replies.rank import (
+    RANKER_FILE,
+    RankerWeights,
+    input_log_likelihood,
+    score_replies,
+)
 from chatbot.replies.select import ReplyCandidate, best, gather
 from chatbot.text import Tokenizer
 
@@ -104,6 +109,8 @@ class Generation:
         candidates: every candidate of the turn with its scores (empty under
             pure generation); the chosen one has the highest score.
         ranker: the ranker that chose (`model`, `mmi` or `none`).
+        input_log_p: per-token log p of the user's utterance at the start of a
+            conversation, one of the gate's inputs (None under pure generation).
     """
 
     text: str
@@ -117,6 +124,7 @@ class Generation:
     source: str = "generated"
     candidates: tuple[ReplyCandidate, ...] = ()
     ranker: str = "none"
+    input_log_p: float | None = None
 
 
 class Generator:
@@ -153,8 +161,8 @@ class Generator:
         self.index = index
         self.weights = weights
         self.reply_filter = reply_filter if reply_filter is not None else ReplyFilter.default()
-        if index is not None:
-            # The key matrix takes a few seconds to build: off the caller's path.
+        if index is not None and not index.warmed:
+            # The key matrices take a few seconds to build: off the caller's path.
             threading.Thread(target=index.warm, name="reply-index", daemon=True).start()
 
     @classmethod
@@ -177,7 +185,9 @@ class Generator:
         """For a model already loaded (with its reply index and fitted ranker, where
         its manifest lists them); input is cut at the model's training limit."""
         files = loaded.info.get("manifest", {}).get("files", {})
-        index = ReplyIndex.load(loaded.path / INDEX_FILE) if INDEX_FILE in files else None
+        index = None
+        if INDEX_FILE in files:
+            index = _shared_index(str(loaded.path / INDEX_FILE), files[INDEX_FILE]["sha256"])
         weights = None
         if RANKER_FILE in files:
             path = loaded.path / RANKER_FILE
@@ -249,7 +259,7 @@ class Generator:
                 texts = [text for _, text, _ in items]
                 generations = self._select(
                     generations, texts, [p for _, _, p in items], config, weights,
-                    state=after, outputs=outputs, mask=mask, vectors=vectors,
+                    state=after, outputs=outputs, mask=mask, vectors=vectors, tokens=tokens,
                 )
         states = after.cpu()
         return [(g, NeuralState(states[i].clone())) for i, g in enumerate(generations)]
@@ -275,8 +285,10 @@ class Generator:
         outputs: torch.Tensor,
         mask: torch.Tensor,
         vectors: torch.Tensor,
+        tokens: torch.Tensor,
     ) -> list[Generation]:
-        """Each generation replaced by the best of its candidates, all scored in one pass."""
+        """Each generation replaced by the best of its candidates, all scored in one pass
+        (`tokens`: the users' utterances, as encoded)."""
         k = config.retrieve if self.index is not None else 0
         hits = (
             self.index.search(users, k=k, contexts=previous)
@@ -302,9 +314,12 @@ class Generator:
             totals = weights.score(features).tolist()
             scored = iter(zip(features.tolist(), totals, strict=True))
             pools = [[_with_score(c, scored) for c in pool] for pool in pools]
+        understood = input_log_likelihood(
+            self.model, tokens, bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id
+        ).tolist()
         return [
-            self._chosen(g, pool, weights, config.ranker)
-            for g, pool in zip(generations, pools, strict=True)
+            self._chosen(g, pool, weights, config.ranker, lp)
+            for g, pool, lp in zip(generations, pools, understood, strict=True)
         ]
 
     def _features(
@@ -368,22 +383,25 @@ class Generator:
 
     def _chosen(
         self, generation: Generation, pool: list[ReplyCandidate], weights: RankerWeights,
-        ranker: str,
+        ranker: str, input_log_p: float,
     ) -> Generation:
         winner = best(pool)
         if winner is None:
             flags = generation.flags or ("blocked",)
             return dataclasses.replace(generation, flags=flags, confidence=0.0,
-                                       candidates=tuple(pool), ranker=ranker)
-        confidence = weights.confidence(winner.score or 0.0, winner.features)
+                                       candidates=tuple(pool), ranker=ranker,
+                                       input_log_p=input_log_p)
+        confidence = weights.confidence(winner.score or 0.0, winner.features, input_log_p)
         if winner.source == "generated" and winner.text == generation.text:
             return dataclasses.replace(generation, confidence=confidence,
-                                       candidates=tuple(pool), ranker=ranker)
+                                       candidates=tuple(pool), ranker=ranker,
+                                       input_log_p=input_log_p)
         ids = self.tokenizer.encode(winner.text)
         return dataclasses.replace(
             generation, text=winner.text, confidence=confidence, flags=(),
             tokens=tuple(self.tokenizer.token_strings(ids)), attention=(), token_ids=tuple(ids),
             source=winner.source, candidates=tuple(pool), ranker=ranker,
+            input_log_p=input_log_p,
         )
 
     def observe(self, states: Sequence[NeuralState], texts: Sequence[str]) -> list[NeuralState]:
@@ -467,6 +485,13 @@ class Generator:
             ),
             token_ids=best.tokens,
         )
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_index(path: str, sha256: str) -> ReplyIndex:
+    """One index per verified file and process: loading a bot again (another
+    `Chatbot.load`, a test) reuses its key matrices. `sha256` keys the cache."""
+    return ReplyIndex.load(path)
 
 
 def _flags(reply: str, *, user: str, previous: str | None) -> tuple[Flag, ...]:

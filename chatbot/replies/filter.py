@@ -46,6 +46,9 @@ def word_key(word: str) -> str:
     return " ".join(_TOKEN.findall(normalize(word)))
 
 
+CACHE_SIZE = 100_000
+
+
 @dataclass(frozen=True)
 class ReplyFilter:
     """Words, phrases and regexes that a reply must not contain.
@@ -72,9 +75,14 @@ class ReplyFilter:
             by_key.setdefault(key, word)
         object.__setattr__(self, "_by_key", by_key)
         object.__setattr__(self, "_alternation", _alternation(by_key))
+        # Retrieved replies recur from turn to turn: each text is checked once.
+        object.__setattr__(self, "blocked", functools.lru_cache(maxsize=CACHE_SIZE)(self._blocked))
 
     def blocked(self, text: str) -> str | None:
         """The reason a text may not be said (e.g. "word 'damn'" or "pattern 'url'"), or None."""
+        return self._blocked(text)  # replaced per instance by a cached copy
+
+    def _blocked(self, text: str) -> str | None:
         normal = normalize(text)
         if self._alternation is not None:
             found = self._alternation.search(normal)

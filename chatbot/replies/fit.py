@@ -24,6 +24,8 @@ from chatbot.replies.rank import RankerWeights
 from chatbot.replies.select import best
 
 RANK_COLUMNS = (0, 1, 2, 4)
+GateRow = tuple[float, float, float, float]
+"""The winner's score, similarity and generated flag, and the input's log p per token."""
 L2 = 1e-3
 
 
@@ -57,6 +59,7 @@ def fit_listwise(x: torch.Tensor) -> list[float]:
     Args:
         x: (N, L, F) features of N lists, the true item first in each.
     """
+
     def loss(w: torch.Tensor) -> torch.Tensor:
         return -torch.log_softmax(x @ w, dim=1)[:, 0].mean() + L2 * (w * w).sum()
 
@@ -64,20 +67,21 @@ def fit_listwise(x: torch.Tensor) -> list[float]:
 
 
 def fit_gate(
-    weights: RankerWeights, rows: Sequence[tuple[float, float, float]], labels: Sequence[bool]
+    weights: RankerWeights, rows: Sequence[GateRow], labels: Sequence[bool]
 ) -> RankerWeights:
-    """`weights` with the gate fitted: rows are (score, similarity, generated) of
-    judged winners, labels whether each was judged acceptable."""
+    """`weights` with the gate fitted: rows are `GateRow`s of judged winners,
+    labels whether each was judged acceptable."""
     x = torch.tensor(rows, dtype=torch.float64)
     y = torch.tensor([float(v) for v in labels], dtype=torch.float64)
-    def loss(w: torch.Tensor) -> torch.Tensor:
-        logits = x @ w[:3] + w[3]
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-        return bce + L2 * (w[:3] * w[:3]).sum()
 
-    a, b, c, d = (round(v, 6) for v in _minimize(loss, 4))
+    def loss(w: torch.Tensor) -> torch.Tensor:
+        logits = x @ w[:4] + w[4]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        return bce + L2 * (w[:4] * w[:4]).sum()
+
+    a, b, c, d, e = (round(v, 6) for v in _minimize(loss, 5))
     return dataclasses.replace(weights, gate_score=a, gate_similarity=b, gate_generated=c,
-                               gate_bias=d)
+                               gate_input=d, gate_bias=e)
 
 
 def _minimize(loss: Callable[[torch.Tensor], torch.Tensor], size: int) -> list[float]:
@@ -95,17 +99,15 @@ def _minimize(loss: Callable[[torch.Tensor], torch.Tensor], size: int) -> list[f
     return [float(v) for v in w.detach()]
 
 
-def read_judged(
-    generator: Generator, path: str | Path
-) -> tuple[list[tuple[float, float, float]], list[bool]]:
-    """(score, similarity, generated) of the selector's winner for each judged line
-    of `path` whose winner is still the judged reply, and its label.
+def read_judged(generator: Generator, path: str | Path) -> tuple[list[GateRow], list[bool]]:
+    """The `GateRow` of the selector's winner for each judged line of `path`
+    whose winner is still the judged reply, and its label.
 
     A line is a JSON object: `turns` (the conversation, the user's turn last),
     `reply` (what the selector said) and `acceptable` (the judgment).
     """
     file = Path(path)
-    rows: list[tuple[float, float, float]] = []
+    rows: list[GateRow] = []
     labels: list[bool] = []
     for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -128,6 +130,7 @@ def read_judged(
         winner = best(generation.candidates)
         if winner is None or winner.text != reply or winner.score is None:
             continue
-        rows.append((winner.score, winner.similarity, float(winner.source == "generated")))
+        rows.append((winner.score, winner.similarity, float(winner.source == "generated"),
+                     generation.input_log_p or 0.0))
         labels.append(label)
     return rows, labels

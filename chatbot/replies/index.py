@@ -71,6 +71,7 @@ class ReplyIndex:
         self._vectorizer: Any = None
         self._keys_t: Any = None
         self._contexts_t: Any = None
+        self._warming = False
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -118,8 +119,14 @@ class ReplyIndex:
         c, t = self.entries[entry]
         return self.conversations[c].id, t
 
+    @property
+    def warmed(self) -> bool:
+        """Whether the key matrices are built (or being built)."""
+        return self._warming
+
     def warm(self) -> None:
         """Builds the key matrices now (they are otherwise built by the first search)."""
+        self._warming = True
         self._ready()
         self._context_matrix()
 

@@ -104,6 +104,28 @@ def _consensus(embedded: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
     return torch.where(others > 0, total / others.clamp(min=1), torch.zeros_like(total))
 
 
+@torch.inference_mode()
+def input_log_likelihood(
+    model: HRED, tokens: torch.Tensor, *, bos_id: int, eos_id: int
+) -> torch.Tensor:
+    """(N,) per-token log p of N utterances `tokens` (N, S) (each ending in `<eos>`,
+    pad after) said at the start of a conversation, after an empty turn: how
+    much the user's words look like the language the model learned (keyboard
+    mashing and symbols score far lower than chit-chat)."""
+    real = tokens != model.pad_id
+    lengths = real.sum(1)
+    inputs = torch.cat([torch.full_like(tokens[:, :1], bos_id), tokens[:, :-1]], dim=1)
+    inputs = inputs.masked_fill(inputs == eos_id, model.pad_id)
+    empty = torch.tensor([[eos_id]], device=tokens.device)
+    outputs, mask, vectors = model.encode(empty, torch.ones(1, dtype=torch.long,
+                                                            device=tokens.device))
+    state = model.update_state(vectors, model.initial_state(1))
+    rows = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
+    total = _log_likelihood(model, state.index_select(0, rows), outputs.index_select(0, rows),
+                            mask.index_select(0, rows), inputs, tokens, real, lengths)
+    return total / lengths.clamp(min=1)
+
+
 def _log_likelihood(
     model: HRED,
     state: torch.Tensor,
@@ -133,7 +155,9 @@ class RankerWeights:
     is 1 for the model's own hypotheses. The candidate with the best
     score is said; its confidence, the probability that it is an acceptable
     reply, is sigmoid(gate_score * score + gate_similarity * similarity
-    + gate_generated * generated + gate_bias), fitted to judged replies.
+    + gate_generated * generated + gate_input * input_log_p + gate_bias),
+    fitted to judged replies, where input_log_p is the per-token log p of the
+    user's utterance (`input_log_likelihood`).
     """
 
     match: float = 0.0
@@ -146,6 +170,7 @@ class RankerWeights:
     gate_score: float = 1.0
     gate_similarity: float = 0.0
     gate_generated: float = 0.0
+    gate_input: float = 0.0
     gate_bias: float = 0.0
     fitted_on: str = "not fitted: mutual information with lambda 0.5"
 
@@ -171,10 +196,14 @@ class RankerWeights:
         """Whether the score needs the decoder's log-likelihoods."""
         return bool(self.log_p or self.pmi)
 
-    def confidence(self, score: float, features: tuple[float, ...]) -> float:
-        """The gate's probability that the winner (its score and features) is acceptable."""
+    def confidence(
+        self, score: float, features: tuple[float, ...], input_log_p: float = 0.0
+    ) -> float:
+        """The gate's probability that the winner (its score and features) is an
+        acceptable reply to an utterance whose per-token log p is `input_log_p`."""
         z = (self.gate_score * score + self.gate_similarity * features[3]
-             + self.gate_generated * features[4] + self.gate_bias)
+             + self.gate_generated * features[4] + self.gate_input * input_log_p
+             + self.gate_bias)
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
     def to_json(self) -> str:
