@@ -196,7 +196,7 @@ def test_a_bot_directory_loads_with_its_settings(tmp_path: Path) -> None:
     assert bot.intents.policy.intent_threshold == 0.75
     reply = bot.session("s").send("do you like pizza?")
     assert (reply.source, reply.text) == (
-        "fallback", "I'm not sure I follow. Could you put it differently?"
+        "fallback", "Hmm, I don't have a good answer to that one."
     )
 
 

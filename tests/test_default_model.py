@@ -26,7 +26,8 @@ def test_the_shipped_model_verifies_and_is_small() -> None:
     folder = packaged_model_dir()
     manifest = verify(folder)
     sizes = {name: entry["size"] for name, entry in manifest["files"].items()}
-    assert set(sizes) == {"model.safetensors", "config.json", "tokenizer.json"}
+    assert set(sizes) == {"model.safetensors", "config.json", "tokenizer.json",
+                          "replies.json.gz", "ranker.json"}
     assert sum(sizes.values()) <= 20 * 1024 * 1024
 
 
@@ -36,8 +37,9 @@ def test_the_shipped_model_records_its_provenance() -> None:
     assert info["corpus"] == "chitchat"
     assert info["split_seed"] == 0
     assert info["conversations"] == {"train": 3625, "valid": 191, "test": 201}
-    assert info["steps"] == 383 and info["val_ppl"] < 100
-    assert info["init_from"]["steps"] == 1770
+    assert info["steps"] == 700 and info["val_ppl"] < 65
+    assert info["init_from"]["steps"] == 383
+    assert loaded.config.model.ranker_size == 256 and loaded.model.ranker is not None
     assert {"torch", "tokenizers", "safetensors", "python"} <= set(info["libraries"])
     meta = json.loads((packaged_model_dir() / "config.json").read_text())
     assert meta["config"]["train"]["save_dtype"] == "float16"
@@ -55,7 +57,7 @@ def _exchange(generator: Generator) -> list[str]:
     return replies
 
 
-def test_a_multi_turn_greedy_exchange_is_deterministic(generator: Generator) -> None:
+def test_a_multi_turn_exchange_is_deterministic(generator: Generator) -> None:
     first = _exchange(generator)
     again = _exchange(Generator.load("default"))
     assert first == again
@@ -63,8 +65,10 @@ def test_a_multi_turn_greedy_exchange_is_deterministic(generator: Generator) -> 
     assert first == GOLDEN_EXCHANGE
 
 
-GOLDEN_EXCHANGE = [
-    "I'm doing well, how about you?",
-    "I like to do, I like to play piano, but I like learning about the music and I like it.",
-    "I have to go, but I have to leave, but it was nice talking to you!",
+GOLDEN_EXCHANGE = [  # chosen by the shipped ranker among greedy and retrieved replies
+    "Im doing well! How about you??",
+    "I like learning about technology, specifically, mobile technology. I also play soccer "
+    "and piano. How about you?",
+    "Not really. Since I just moved into a bigger place. Probably spend most of it working on "
+    "the house",
 ]

@@ -19,7 +19,7 @@ def test_the_default_bot_has_the_intents_other_tools_name() -> None:
     assert set(REQUIRED) <= set(bot.intents.names)
     assert bot.intents.get("user_name").pattern_slots == ("name",)
     fallback = bot.intents.fallback[0].text
-    assert fallback == "Sorry, I didn't catch that. Could you say it another way?"
+    assert fallback == "Sorry, I'm not sure what to say to that."
     assert all(bot.intents.get(name).override for name in REQUIRED)
 
 
