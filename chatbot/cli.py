@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="set ranker weights: match, log_p, pmi, similarity, generated, "
                        "consensus, mmi_lambda")
     index.add_argument("--note", help="how the weights were chosen (kept in ranker.json)")
+    index.add_argument("--gate-input", action="store_true", help="let the gate weigh the "
+                       "user's utterance's log p too (costs a decoder pass per reply)")
     index.add_argument("--gate", metavar="FILE", help="fit the confidence gate to judged "
                        "replies (JSON lines: turns, reply, acceptable)")
     index.set_defaults(run=_index)
@@ -282,7 +284,7 @@ def _index(args: argparse.Namespace) -> int:
         generator.weights = weights
         rows, labels = read_judged(generator, args.gate)
         assert weights is not None
-        weights = fit_gate(weights, rows, labels)
+        weights = fit_gate(weights, rows, labels, use_input=args.gate_input)
         print(f"gate: fitted on {len(rows)} judged replies, {sum(labels)} acceptable")
     if weights is not None and (args.set or args.fit or args.gate):
         files[RANKER_FILE] = weights.to_json().encode("utf-8")

@@ -110,7 +110,7 @@ class Generation:
             pure generation); the chosen one has the highest score.
         ranker: the ranker that chose (`model`, `mmi` or `none`).
         input_log_p: per-token log p of the user's utterance at the start of a
-            conversation, one of the gate's inputs (None under pure generation).
+            conversation, when the gate weighs it (`RankerWeights.gate_input`).
     """
 
     text: str
@@ -314,9 +314,11 @@ class Generator:
             totals = weights.score(features).tolist()
             scored = iter(zip(features.tolist(), totals, strict=True))
             pools = [[_with_score(c, scored) for c in pool] for pool in pools]
-        understood = input_log_likelihood(
-            self.model, tokens, bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id
-        ).tolist()
+        understood: list[float | None] = [None] * len(users)
+        if weights.gate_input:
+            understood = list(input_log_likelihood(
+                self.model, tokens, bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id
+            ).tolist())
         return [
             self._chosen(g, pool, weights, config.ranker, lp)
             for g, pool, lp in zip(generations, pools, understood, strict=True)
@@ -381,9 +383,18 @@ class Generator:
         sizes = [len(replies) for _, _, replies in items]
         return list(torch.split(features, sizes))
 
+    def understood(self, text: str) -> float:
+        """Per-token log p of `text` said at the start of a conversation, after an
+        empty turn (the gate's `input_log_p`)."""
+        with self._lock, torch.inference_mode():
+            tokens, _ = self._pad(self._encode_many([text]))
+            return float(input_log_likelihood(
+                self.model, tokens, bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id
+            )[0])
+
     def _chosen(
         self, generation: Generation, pool: list[ReplyCandidate], weights: RankerWeights,
-        ranker: str, input_log_p: float,
+        ranker: str, input_log_p: float | None,
     ) -> Generation:
         winner = best(pool)
         if winner is None:
@@ -391,7 +402,7 @@ class Generator:
             return dataclasses.replace(generation, flags=flags, confidence=0.0,
                                        candidates=tuple(pool), ranker=ranker,
                                        input_log_p=input_log_p)
-        confidence = weights.confidence(winner.score or 0.0, winner.features, input_log_p)
+        confidence = weights.confidence(winner.score or 0.0, winner.features, input_log_p or 0.0)
         if winner.source == "generated" and winner.text == generation.text:
             return dataclasses.replace(generation, confidence=confidence,
                                        candidates=tuple(pool), ranker=ranker,

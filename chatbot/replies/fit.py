@@ -67,11 +67,15 @@ def fit_listwise(x: torch.Tensor) -> list[float]:
 
 
 def fit_gate(
-    weights: RankerWeights, rows: Sequence[GateRow], labels: Sequence[bool]
+    weights: RankerWeights, rows: Sequence[GateRow], labels: Sequence[bool],
+    *, use_input: bool = True,
 ) -> RankerWeights:
     """`weights` with the gate fitted: rows are `GateRow`s of judged winners,
-    labels whether each was judged acceptable."""
+    labels whether each was judged acceptable. Without `use_input` the input's
+    log p is left out (`gate_input` = 0), and replies need not compute it."""
     x = torch.tensor(rows, dtype=torch.float64)
+    if not use_input:
+        x[:, 3] = 0.0
     y = torch.tensor([float(v) for v in labels], dtype=torch.float64)
 
     def loss(w: torch.Tensor) -> torch.Tensor:
@@ -130,7 +134,8 @@ def read_judged(generator: Generator, path: str | Path) -> tuple[list[GateRow], 
         winner = best(generation.candidates)
         if winner is None or winner.text != reply or winner.score is None:
             continue
+        understood = generator.understood(turns[-1])
         rows.append((winner.score, winner.similarity, float(winner.source == "generated"),
-                     generation.input_log_p or 0.0))
+                     understood))
         labels.append(label)
     return rows, labels
