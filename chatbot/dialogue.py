@@ -423,7 +423,7 @@ def option_lines(options: Sequence[ReplyOption]) -> list[str]:
     lines = []
     for rank, option in enumerate(ranked):
         mark = "*" if rank == 0 and option.score is not None else " "
-        score = "   --  " if option.score is None else f"{option.score:7.3f}"
+        score = f"{'--':>7}" if option.score is None else f"{option.score:7.3f}"
         where = f" [{option.origin}]" if option.origin else ""
         reason = f" (dropped: {option.dropped})" if option.dropped else ""
         lines.append(f"{mark} {score} {option.source[:3]} {option.text!r}{where}{reason}")

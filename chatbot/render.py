@@ -150,9 +150,8 @@ def _neural(trace: Trace) -> Text:
     line.append(repr(one_line(neural.text)), style=SOURCE_STYLES["neural"])
     line.append(f" confidence {neural.confidence:.3f}{flags} ({verdict})")
     if neural.options:
-        line.append(f"\n{neural.source} reply chosen by ranker {neural.ranker} among "
-                    f"{len(neural.options)} candidates (* won; score = the ranker's; "
-                    "gen = generated, ret = retrieved from the corpus):")
+        line.append(f"\nranker {neural.ranker} chose a {neural.source} reply among "
+                    f"{len(neural.options)} candidates (* won; gen/ret: generated/retrieved):")
         for option in option_lines(neural.options)[:MAX_OPTIONS]:
             line.append("\n  " + one_line(option))
         hidden = len(neural.options) - MAX_OPTIONS

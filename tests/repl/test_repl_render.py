@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from chatbot.decoding import DecodeConfig
-from chatbot.dialogue import NeuralCandidate, Reply, Trace
+from chatbot.dialogue import NeuralCandidate, Reply, ReplyOption, Trace
 from chatbot.intents.decide import Candidate
 from chatbot.intents.schema import Policy
 from chatbot.render import (
@@ -163,3 +163,24 @@ def test_decode_summary() -> None:
 def test_toolbar() -> None:
     text = toolbar(bot="my\x1b[1mbot", decode="greedy", session="s1", turns=3, flags=["debug"])
     assert text == " mybot | greedy | session s1 | turn 3 | debug "
+
+
+def test_why_lists_the_reply_candidates_best_first_with_dropped_ones_last() -> None:
+    options = (
+        ReplyOption("nope", "retrieved", 1.5, similarity=0.4, origin="conversation c7, turn 3"),
+        ReplyOption("i have a dog", "generated", None, dropped="degenerate: echo"),
+        ReplyOption("yes, two cats", "retrieved", 4.25, similarity=0.8,
+                    origin="conversation c2, turn 5"),
+    )
+    neural = NeuralCandidate("yes, two cats", 0.61, (), accepted=True, source="retrieved",
+                             ranker="model", options=options)
+    lines = [line.rstrip() for line in _render(why(_reply("yes, two cats", neural=neural),
+                                                   generation=None), width=120).splitlines()]
+    start = lines.index("neural: 'yes, two cats' confidence 0.610 (used)")
+    assert lines[start + 1 : start + 5] == [
+        "ranker model chose a retrieved reply among 3 candidates (* won; gen/ret: "
+        "generated/retrieved):",
+        "  *   4.250 ret 'yes, two cats' [conversation c2, turn 5]",
+        "      1.500 ret 'nope' [conversation c7, turn 3]",
+        "         -- gen 'i have a dog' (dropped: degenerate: echo)",
+    ]
