@@ -115,7 +115,7 @@ def why(reply: Reply, *, generation: AttentionLike | None) -> RenderableType:
         _policy(trace),
         Text("steps:\n" + "\n".join(f"  {one_line(step)}" for step in trace.steps)),
     ]
-    if generation is not None and generation.tokens:
+    if generation is not None and generation.tokens and generation.attention:
         parts.append(heatmap(generation))
     return Group(*parts)
 
@@ -220,15 +220,21 @@ def help_table(commands: Sequence[tuple[str, str]], *, keys: Sequence[tuple[str,
     return Group(*parts)
 
 
-def decode_summary(decode: DecodeConfig | None) -> str:
-    """`greedy`, `beam 5`, `sample t=0.7 k=40 p=0.9`; `intents only` without a model."""
+def decode_summary(decode: DecodeConfig | None, *, ranked: bool = True) -> str:
+    """`greedy`, `beam 5`, `sample t=0.7 k=40 p=0.9`, then the ranker and what it
+    retrieves (`greedy, ranker model, 20 retrieved`); `intents only` without a model.
+    `ranked`: whether the model has a fitted ranker (without one, `model` generates)."""
     if decode is None:
         return "intents only"
     if decode.strategy == "beam":
-        return f"beam {decode.beam_size}"
-    if decode.strategy == "sample":
-        return f"sample t={decode.temperature:g} k={decode.top_k} p={decode.top_p:g}"
-    return "greedy"
+        search = f"beam {decode.beam_size}"
+    elif decode.strategy == "sample":
+        search = f"sample t={decode.temperature:g} k={decode.top_k} p={decode.top_p:g}"
+    else:
+        search = "greedy"
+    if decode.ranker == "none" or decode.ranker == "model" and not ranked:
+        return search
+    return f"{search}, ranker {decode.ranker}, {decode.retrieve} retrieved"
 
 
 def toolbar(*, bot: str, decode: str, session: str, turns: int, flags: Sequence[str] = ()) -> str:

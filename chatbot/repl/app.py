@@ -206,7 +206,7 @@ class Repl:
         chat = self.loading.wait()
         if chat.writer is not None:
             flags.append(f"recording {chat.writer.path.name}")
-        return toolbar(bot=chat.bot.name, decode=decode_summary(chat.decode),
+        return toolbar(bot=chat.bot.name, decode=decode_summary(chat.decode, ranked=chat.ranked),
                        session=chat.session.id, turns=chat.session.turn, flags=flags)
 
     def _loaded(self) -> None:

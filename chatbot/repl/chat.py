@@ -74,6 +74,12 @@ class Chat:
             return None
         return self.bot.dialogue.decode or self.base_decode
 
+    @property
+    def ranked(self) -> bool:
+        """Whether the model has a fitted ranker (`decode.ranker="model"` uses it)."""
+        inner = None if self.generations is None else self.generations.inner
+        return getattr(inner, "weights", None) is not None
+
     def set_decode(self, decode: Any) -> None:
         """Uses `decode` from the next turn on (and records it, when recording)."""
         self.bot.dialogue.decode = decode

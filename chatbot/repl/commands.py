@@ -110,7 +110,7 @@ def _set(repl: Repl, args: list[str]) -> None:
         return
     chat.set_decode(decode)
     recording = " (the recording replays with these settings)" if chat.writer else ""
-    repl.console.print(notice(f"decoding: {decode_summary(decode)}{recording}"))
+    repl.console.print(notice(f"decoding: {decode_summary(decode, ranked=chat.ranked)}{recording}"))
 
 
 def _fields(decode: Any) -> list[str]:

@@ -154,9 +154,14 @@ def test_heatmap_sanitizes_tokens() -> None:
 
 def test_decode_summary() -> None:
     assert decode_summary(None) == "intents only"
-    assert decode_summary(DecodeConfig()) == "greedy"
-    assert decode_summary(DecodeConfig(strategy="beam", beam_size=4)) == "beam 4"
-    sample = DecodeConfig(strategy="sample", temperature=0.7, top_k=40, top_p=0.9)
+    assert decode_summary(DecodeConfig()) == "greedy, ranker model, 20 retrieved"
+    assert decode_summary(DecodeConfig(ranker="none")) == "greedy"
+    assert decode_summary(DecodeConfig(), ranked=False) == "greedy"
+    assert decode_summary(DecodeConfig(strategy="beam", beam_size=4, ranker="none")) == "beam 4"
+    assert decode_summary(DecodeConfig(ranker="mmi", retrieve=5), ranked=False) == (
+        "greedy, ranker mmi, 5 retrieved"
+    )
+    sample = DecodeConfig(strategy="sample", temperature=0.7, top_k=40, top_p=0.9, ranker="none")
     assert decode_summary(sample) == "sample t=0.7 k=40 p=0.9"
 
 
