@@ -99,23 +99,41 @@ def save_model(
             raise ShapeError(
                 target / "model.safetensors", f"{name} holds NaN or Inf values in {dtype}"
             )
+    files = {
+        "model.safetensors": save_safetensors(tensors),
+        "config.json": _json_bytes(
+            {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "vocab_size": model.vocab_size,
+                "pad_id": model.pad_id,
+                "config": config.to_dict(),
+                "info": info or {},
+            }
+        ),
+        "tokenizer.json": tokenizer.to_json().encode("utf-8"),
+        **(extra or {}),
+    }
+    return _publish(target, files)
+
+
+def add_files(path: str | Path, files: dict[str, bytes]) -> Path:
+    """Rewrites a verified model directory with `files` added or replaced, atomically
+    (staged beside it with a new manifest, then renamed over it)."""
+    target = fsutil.resolve_dir(path)
+    kept = [name for name in verify(target)["files"] if name not in files]
+    return _publish(target, files, copied={name: target / name for name in kept})
+
+
+def _publish(
+    target: Path, files: dict[str, bytes], *, copied: dict[str, Path] | None = None
+) -> Path:
+    """Stages `files` and copies of `copied` beside `target`, writes the manifest
+    last, and renames the folder over `target`."""
     staged = fsutil.staging_dir(target)
     try:
-        files = {
-            "model.safetensors": save_safetensors(tensors),
-            "config.json": _json_bytes(
-                {
-                    "format": FORMAT,
-                    "version": FORMAT_VERSION,
-                    "vocab_size": model.vocab_size,
-                    "pad_id": model.pad_id,
-                    "config": config.to_dict(),
-                    "info": info or {},
-                }
-            ),
-            "tokenizer.json": tokenizer.to_json().encode("utf-8"),
-            **(extra or {}),
-        }
+        for name, source in (copied or {}).items():
+            shutil.copyfile(source, staged / name)
         for name, data in files.items():
             (staged / name).write_bytes(data)
         manifest = {
@@ -123,35 +141,10 @@ def save_model(
             "version": FORMAT_VERSION,
             "libraries": library_versions(),
             "files": {
-                name: {"sha256": fsutil.sha256_file(staged / name), "size": len(data)}
-                for name, data in files.items()
+                name: {"sha256": fsutil.sha256_file(staged / name),
+                       "size": (staged / name).stat().st_size}
+                for name in [*(copied or {}), *files]
             },
-        }
-        fsutil.write_bytes(staged / MANIFEST, _json_bytes(manifest))
-        fsutil.publish_dir(staged, target)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    return target
-
-
-def add_files(path: str | Path, files: dict[str, bytes]) -> Path:
-    """Rewrites a verified model directory with `files` added or replaced, atomically
-    (staged beside it with a new manifest, then renamed over it)."""
-    target = fsutil.resolve_dir(path)
-    manifest = verify(target)
-    staged = fsutil.staging_dir(target)
-    try:
-        names = [n for n in manifest["files"] if n not in files]
-        for name in names:
-            shutil.copyfile(target / name, staged / name)
-        for name, data in files.items():
-            (staged / name).write_bytes(data)
-        manifest["libraries"] = library_versions()
-        manifest["files"] = {
-            name: {"sha256": fsutil.sha256_file(staged / name),
-                   "size": (staged / name).stat().st_size}
-            for name in sorted([*names, *files])
         }
         fsutil.write_bytes(staged / MANIFEST, _json_bytes(manifest))
         fsutil.publish_dir(staged, target)
