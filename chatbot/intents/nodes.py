@@ -117,7 +117,10 @@ class Reader:
     def boolean(self, node: Node, *, what: str) -> bool | None:
         value = self._scalar(node)
         if not isinstance(value, bool):
-            self.error(node, f"{what} must be true or false, not {_type_name(node)}")
+            hint = ""
+            if isinstance(value, str) and value.strip().lower() in YAML11_BOOLEANS:
+                hint = f" (YAML 1.1's {value.strip()!r} is text here: use true or false)"
+            self.error(node, f"{what} must be true or false, not {_type_name(node)}{hint}")
             return None
         return value
 
@@ -180,6 +183,11 @@ def read_file(
         problems.append(LocatedError(path, 0, 0, "file is empty (expected 'version: 1')"))
         return reader, None
     return reader, reader.mapping(root, what=what, keys=keys, required=("version",))
+
+
+YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
+"""Words YAML 1.1 read as booleans; these files follow YAML 1.2, where only
+true and false are."""
 
 
 def _type_name(node: Node) -> str:

@@ -228,3 +228,32 @@ def test_negative_examples_load_and_are_checked(tmp_path: Path) -> None:
         "intents/a.yml:9:9: negative example '...' has no words to match",
         "intents/a.yml:13:24: intent 'rules_only' has negative examples but no examples",
     ]
+
+
+@pytest.mark.parametrize("word", ["yes", "No", "on", "off"])
+def test_a_yaml_1_1_boolean_word_gets_a_hint(tmp_path: Path, word: str) -> None:
+    write(tmp_path, "a.yml", f"""\
+        version: 1
+        intents:
+          - name: greet
+            override: {word}
+            examples: [hi]
+            responses: [Hello!]
+        """)
+    assert problems(tmp_path) == [
+        f"intents/a.yml:4:15: 'override' must be true or false, not a string "
+        f"(YAML 1.1's '{word}' is text here: use true or false)",
+    ]
+
+
+def test_other_text_for_a_boolean_gets_no_hint(tmp_path: Path) -> None:
+    write(tmp_path, "a.yml", """\
+        version: 1
+        intents:
+          - name: greet
+            override: sometimes
+            examples: [hi]
+            responses: [Hello!]
+        """)
+    assert problems(tmp_path) == ["intents/a.yml:4:15: 'override' must be true or false, "
+                                  "not a string"]
