@@ -96,7 +96,8 @@ def test_every_problem_is_reported_at_once_with_file_line_col(write: WriteTransc
         "13:35: a reply expectation must not be empty",
         "13:44: 'all' must list at least one expectation",
         "13:59: 'min_words' must be at least 0 (got -1)",
-        "14:12: 'reset' must be true or false, not a string",
+        "14:12: 'reset' must be true or false, not a string (YAML 1.1's 'yes' is text here: "
+        "use true or false)",
     ]
 
 
