@@ -60,7 +60,8 @@ def default_bot(cwd: str | Path = ".") -> Path:
 def find_transcripts(
     paths: Sequence[str | Path], *, bot: str | Path | None = None
 ) -> dict[Path, list[Path]]:
-    """Transcript files by bot directory; no paths means the bot's `transcripts/` folder.
+    """Transcript files by bot directory; no paths means the bot's `transcripts/` folder,
+    and a path that is a bot directory means its `transcripts/`, replayed with it.
 
     Raises:
         ConfigError: a path that does not exist, or a folder without transcripts.
@@ -70,6 +71,13 @@ def find_transcripts(
         paths = [root / TRANSCRIPTS_DIR]
     groups: dict[Path, list[Path]] = {}
     for path in map(Path, paths):
+        owner_here = Path(bot) if bot is not None else None
+        if path.is_dir() and path.name != TRANSCRIPTS_DIR and is_bot_dir(path):
+            owner_here = owner_here or path
+            path = path / TRANSCRIPTS_DIR
+            if not path.is_dir():
+                raise ConfigError(f"{path.parent}: a bot directory without a {TRANSCRIPTS_DIR}/ "
+                                  "folder")
         if path.is_dir():
             files = transcript_files(path)
             if not files:
@@ -79,7 +87,7 @@ def find_transcripts(
         else:
             raise ConfigError(f"{path}: no such file or folder")
         for file in files:
-            owner = Path(bot) if bot is not None else bot_dir_of(file) or default_bot()
+            owner = owner_here or bot_dir_of(file) or default_bot()
             groups.setdefault(owner, []).append(file)
     return groups
 

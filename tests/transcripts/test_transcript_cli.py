@@ -85,3 +85,31 @@ def test_a_file_outside_transcripts_uses_the_bot_given(
     path.write_text(GOOD)
     assert main(["replay", "--bot", str(bot_dir), "--json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["summary"]["passed"] == 1
+
+
+def test_a_bot_directory_replays_its_transcripts_with_that_bot(
+    write: WriteTranscript, bot_dir: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    write("good", GOOD)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["replay", str(bot_dir), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["bots"] == ["testbot"]
+    assert [(t["name"], t["status"]) for t in data["transcripts"]] == [("good", "passed")]
+
+
+def test_a_bot_directory_without_transcripts_is_a_usage_error(
+    bot_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(bot_dir)]) == 2
+    assert capsys.readouterr().err == (
+        f"chatbot: error: {bot_dir / 'transcripts'}: no transcript files (*.yml) here\n"
+    )
+    (bot_dir / "transcripts").rmdir()
+    assert main(["replay", str(bot_dir)]) == 2
+    assert capsys.readouterr().err == (
+        f"chatbot: error: {bot_dir}: a bot directory without a transcripts/ folder\n"
+    )
