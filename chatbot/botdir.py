@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,7 +206,9 @@ def _check_model(model: Path, settings: _BotFile, problems: list[LocatedError]) 
 
 
 def scaffold(path: str | Path) -> list[Path]:
-    """Creates a new bot directory from the starter bot; returns the files written.
+    """Creates a new bot directory from the starter bot, named after the folder
+    (`chatbot init coffee` makes the bot `coffee`), with an example transcript
+    that passes; returns the files written.
 
     Raises:
         ConfigError: when `path` exists and is not an empty folder.
@@ -221,4 +224,9 @@ def scaffold(path: str | Path) -> list[Path]:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, destination)
             written.append(destination)
+    bot_file = target / BOT_FILE
+    name = target.resolve().name
+    text = bot_file.read_text(encoding="utf-8")
+    bot_file.write_text(text.replace("\nname: mybot\n", f"\nname: {json.dumps(name)}\n"),
+                        encoding="utf-8")
     return written

@@ -251,15 +251,32 @@ def test_init_scaffolds_a_bot_that_check_passes(
     monkeypatch: pytest.MonkeyPatch,
     fake_packaged_model: Path,
 ) -> None:
-    target = tmp_path / "mybot"
+    target = tmp_path / "coffee shop"
     assert main(["init", str(target)]) == 0
     assert sorted(str(p.relative_to(target)) for p in target.rglob("*.yml")) == [
-        "bot.yml", "intents/basics.yml"
+        "bot.yml", "intents/basics.yml", "transcripts/example.yml"
     ]
     assert main(["check", str(target)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"{target}: ok"
+    assert load_bot(target).name == "coffee shop"
     assert main(["init", str(target)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_the_scaffold_passes_its_example_transcript_and_lets_questions_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "coffee"
+    assert main(["init", str(target)]) == 0
+    (target / "bot.yml").write_text(
+        (target / "bot.yml").read_text().replace("model: default", "model: null"))
+    assert main(["replay", str(target)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "1 transcript, 3 turns: 1 passed, 0 failed in ")
+    bot = Chatbot.load(target, store=MemoryStore())
+    assert bot.session("a").send("hi").intent == "greet"
+    asked = bot.session("b").send("hi, when do you open?")
+    assert (asked.source, asked.intent) == ("fallback", None)
 
 
 @pytest.fixture
