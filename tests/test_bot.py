@@ -193,7 +193,7 @@ def test_a_bot_directory_loads_with_its_settings(tmp_path: Path) -> None:
     bot = Chatbot.load(tmp_path, store=MemoryStore())
     assert bot.name == "helper" and bot.generator is None
     assert bot.intents.policy.neural_min_confidence == 0.5
-    assert bot.intents.policy.intent_threshold == 0.75
+    assert bot.intents.policy.intent_threshold == 0.6
     reply = bot.session("s").send("do you like pizza?")
     assert (reply.source, reply.text) == (
         "fallback", "Hmm, I don't have a good answer to that one."

@@ -115,7 +115,7 @@ def test_why_shows_candidates_thresholds_steps_and_rule() -> None:
         "goodbye  0.120  examples",
         "neural: 'hello you' confidence 0.250 (not used)",
         "policy: override > neural > intents > fallback",
-        "  intent_threshold 0.75, ambiguity_margin 0.1, neural_min_confidence 0.3",
+        "  intent_threshold 0.6, ambiguity_margin 0.1, neural_min_confidence 0.2",
         "steps:",
         "  match: greet (0.910) is the best intent",
         "  override: answered with intent greet",

@@ -90,7 +90,7 @@ def test_why_explains_the_last_reply(
         "greet   1.000  pattern",
         "neural: not asked",
         "policy: override > neural > intents > fallback",
-        "  intent_threshold 0.75, ambiguity_margin 0.1, neural_min_confidence 0.3",
+        "  intent_threshold 0.6, ambiguity_margin 0.1, neural_min_confidence 0.2",
         "steps:",
         "  match: greet (1.000) is the best intent",
         "  override: answered with intent greet",
