@@ -15,6 +15,7 @@ from chatbot.config import (
 )
 from chatbot.dialogue import DialogueManager, Reply, Trace
 from chatbot.errors import (
+    BotMismatchError,
     BotValidationError,
     ChatbotError,
     CheckpointError,
@@ -27,6 +28,7 @@ from chatbot.intents import IntentMatcher
 from chatbot.session import MemoryStore, Session, SessionStore, SQLiteStore
 
 __all__ = [
+    "BotMismatchError",
     "BotValidationError",
     "Chatbot",
     "ChatbotError",

@@ -14,6 +14,7 @@ proceed in parallel.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from typing import Any
 from chatbot.botdir import BotDefinition, load_bot
 from chatbot.config import DecodeConfig
 from chatbot.dialogue import DialogueManager, Reply, ReplyGenerator
-from chatbot.errors import SessionError
+from chatbot.errors import BotMismatchError, SessionError
 from chatbot.intents import IntentSet
-from chatbot.session import MemoryStore, Reset, Session, SessionStore, SQLiteStore
+from chatbot.session import MemoryStore, Reset, Session, SessionStore, SlotSet, SQLiteStore
 from chatbot.session.events import event_to_dict
 from chatbot.session.state import NeuralStateLike
 
@@ -115,16 +116,34 @@ class Chatbot:
                 return self._attach(self._from_dict(stored), saved=len(stored["events"]))
         return self._attach(Session(session_id), saved=0)
 
-    def restore(self, data: Mapping[str, Any]) -> Session:
+    @property
+    def identity(self) -> dict[str, str]:
+        """The bot's name and a fingerprint of its intents, policy and model, as
+        `session.to_dict()` records them."""
+        digest = hashlib.sha256(repr(self.dialogue.intents).encode("utf-8"))
+        digest.update(str(getattr(self.generator, "fingerprint", None)).encode("utf-8"))
+        return {"name": self.name, "fingerprint": digest.hexdigest()[:16]}
+
+    def restore(self, data: Mapping[str, Any], *, force: bool = False) -> Session:
         """A session rebuilt from `session.to_dict()`; it continues where that one was.
 
         The store then holds the restored history: a session it already holds must
-        be a prefix of `data`.
+        be a prefix of `data`. A session recorded with another bot (its `bot`
+        entry names other intents or another model) is refused unless `force`,
+        for migrations.
 
         Raises:
+            BotMismatchError: `data` was recorded with another bot.
             SessionError: `data` is malformed, or conflicts with the stored session.
         """
         session = self._from_dict(data)
+        recorded, mine = session.recorded_bot, self.identity
+        if recorded is not None and recorded != mine and not force:
+            raise BotMismatchError(
+                f"session {session.id!r} was recorded with bot {recorded['name']!r} "
+                f"(fingerprint {recorded['fingerprint']}), not this bot {mine['name']!r} "
+                f"({mine['fingerprint']}); restore(data, force=True) loads it anyway"
+            )
         stored = self.store.load(session.id)
         events = [event_to_dict(e) for e in session.events]
         saved = 0
@@ -173,6 +192,18 @@ class Chatbot:
         self._check_owned(session)
         with session.lock:
             session.apply(Reset())
+            self._save(session)
+
+    def set_slot(self, session: Session, name: str, value: str | None) -> None:
+        """Sets (or, with None, clears) a slot of `session` as a `SlotSet` event,
+        saved at once, so restore and replay see it."""
+        if not isinstance(name, str) or not name.strip():
+            raise SessionError(f"a slot name must be a non-empty string (got {name!r})")
+        if value is not None and not isinstance(value, str):
+            raise SessionError(f"slot {name!r}: a value must be a string or None (got {value!r})")
+        self._check_owned(session)
+        with session.lock:
+            session.apply(SlotSet(name, value))
             self._save(session)
 
     def _round(

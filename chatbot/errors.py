@@ -93,3 +93,7 @@ class BotValidationError(ConfigError):
 
 class SessionError(ChatbotError, ValueError):
     """A session dict or stored session that cannot be restored, or a conflicting write."""
+
+
+class BotMismatchError(SessionError):
+    """A session recorded with another bot (other intents or another model)."""

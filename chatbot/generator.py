@@ -160,6 +160,8 @@ class Generator:
         self._lock = threading.Lock()
         self.index = index
         self.weights = weights
+        self.fingerprint: str | None = None
+        """The sha256 of the model's weights file, when loaded from a model directory."""
         self.reply_filter = reply_filter if reply_filter is not None else ReplyFilter.default()
         if index is not None and not index.warmed:
             # The key matrices take a few seconds to build: off the caller's path.
@@ -192,7 +194,7 @@ class Generator:
         if RANKER_FILE in files:
             path = loaded.path / RANKER_FILE
             weights = RankerWeights.from_json(path.read_text(encoding="utf-8"), str(path))
-        return cls(
+        generator = cls(
             loaded.model,
             loaded.tokenizer,
             decode=decode,
@@ -201,6 +203,8 @@ class Generator:
             weights=weights,
             reply_filter=reply_filter,
         )
+        generator.fingerprint = files.get("model.safetensors", {}).get("sha256")
+        return generator
 
     def initial_state(self) -> NeuralState:
         """The state of a conversation before its first utterance."""

@@ -186,3 +186,69 @@ def test_a_crash_mid_write_loses_no_earlier_turn(tmp_path: Path) -> None:
     assert loaded is not None
     assert [e["text"] for e in loaded["events"]] == ["u0", "b0", "u1", "b1", "u2", "b2"]
     assert loaded["state"] == "s2"
+
+
+def test_a_session_records_its_bot_and_another_bot_refuses_it_unless_forced(
+    tmp_path: Path,
+) -> None:
+    from chatbot import BotMismatchError, Chatbot
+    from chatbot.botdir import load_bot
+
+    def bot(name: str, extra: str = "") -> Chatbot:
+        folder = tmp_path / name
+        (folder / "intents").mkdir(parents=True, exist_ok=True)
+        (folder / "intents" / "a.yml").write_text(
+            "version: 1\nintents:\n  - name: greet\n    examples: [hi]\n"
+            f"    responses: [Hello!]\n{extra}", encoding="utf-8")
+        (folder / "bot.yml").write_text(f"version: 1\nname: {name}\nmodel: null\n",
+                                        encoding="utf-8")
+        return Chatbot.from_definition(load_bot(folder), store=MemoryStore())
+
+    coffee = bot("coffee")
+    session = coffee.session("s1")
+    session.send("hi")
+    data = session.to_dict()
+    assert data["bot"] == coffee.identity
+    assert data["bot"]["name"] == "coffee" and len(data["bot"]["fingerprint"]) == 16
+    assert bot("coffee").restore(data).slots == {}  # the same bot: same fingerprint
+    other = bot("tea", "  - name: bye\n    examples: [bye]\n    responses: [Bye!]\n")
+    with pytest.raises(BotMismatchError) as caught:
+        other.restore(data)
+    assert str(caught.value) == (
+        f"session 's1' was recorded with bot 'coffee' (fingerprint "
+        f"{coffee.identity['fingerprint']}), not this bot 'tea' "
+        f"({other.identity['fingerprint']}); restore(data, force=True) loads it anyway"
+    )
+    forced = other.restore(data, force=True)
+    assert forced.recorded_bot == coffee.identity
+    assert forced.send("bye").text == "Bye!"
+    legacy = {k: v for k, v in data.items() if k != "bot"}  # written before sessions named bots
+    assert bot("tea2").restore(legacy).recorded_bot is None
+
+
+def test_set_slot_is_an_event_that_restore_and_the_store_see(tmp_path: Path) -> None:
+    from chatbot import Chatbot
+    from chatbot.botdir import load_bot
+
+    folder = tmp_path / "bot"
+    (folder / "intents").mkdir(parents=True)
+    (folder / "intents" / "a.yml").write_text(
+        "version: 1\nintents:\n  - name: ask\n    examples: [what is my name]\n"
+        "    responses: ['You are {name}.']\n"
+        "  - name: tell\n    patterns: ['my name is (?P<name>\\w+)']\n"
+        "    responses: ['Hi {name}.']\n", encoding="utf-8")
+    store = SQLiteStore(tmp_path / "sessions.sqlite3")
+    bot = Chatbot.from_definition(load_bot(folder), store=store)
+    session = bot.session("s")
+    session.set_slot("name", "Ada")
+    assert session.slots == {"name": "Ada"}
+    assert session.to_dict()["events"] == [{"type": "slot", "name": "name", "value": "Ada"}]
+    again = Chatbot.from_definition(load_bot(folder), store=store).session("s")
+    assert again.slots == {"name": "Ada"}
+    assert again.send("what is my name").text == "You are Ada."
+    again.set_slot("name", None)
+    assert again.slots == {}
+    with pytest.raises(SessionError, match="a value must be a string or None"):
+        again.set_slot("name", 3)  # type: ignore[arg-type]
+    with pytest.raises(SessionError, match="a slot name must be a non-empty string"):
+        again.set_slot(" ", "x")

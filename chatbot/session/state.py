@@ -54,6 +54,8 @@ class Responder(Protocol):
 
     def reset_session(self, session: Session) -> None: ...
 
+    def set_slot(self, session: Session, name: str, value: str | None) -> None: ...
+
 
 class Session:
     """One conversation: its events, the state folded from them, and the neural state.
@@ -69,6 +71,8 @@ class Session:
             it from `history`" (the initial state when the history is empty).
         lock: held while a turn is answered, so one session's turns never interleave.
         saved: how many of the events its bot has written to the session store.
+        recorded_bot: the bot `to_dict()` named when this session was restored from
+            it (`{"name", "fingerprint"}`), or None.
     """
 
     def __init__(self, session_id: str | None = None) -> None:
@@ -83,6 +87,7 @@ class Session:
         self.saved = 0
         self._events: list[Event] = []
         self._responder: Responder | None = None
+        self.recorded_bot: dict[str, str] | None = None
 
     @property
     def events(self) -> tuple[Event, ...]:
@@ -135,13 +140,18 @@ class Session:
         self._events.append(event)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: version, id, events and the cached neural state (base64)."""
-        return {
+        """A JSON-ready dict: version, id, events, the cached neural state (base64)
+        and, for a session attached to a bot, which bot (`{"name", "fingerprint"}`)."""
+        data: dict[str, Any] = {
             "version": SESSION_VERSION,
             "id": self.id,
             "events": [event_to_dict(e) for e in self._events],
             "state": self.encoded_state(),
         }
+        identity = getattr(self._responder, "identity", None)
+        if identity is not None:
+            data["bot"] = dict(identity)
+        return data
 
     def encoded_state(self) -> str | None:
         """The cached neural state as base64 text, as `to_dict()` stores it."""
@@ -161,7 +171,7 @@ class Session:
         """
         if not isinstance(data, Mapping):
             raise SessionError(f"a session must be a mapping, got {type(data).__name__}")
-        extra = sorted(set(data) - {"version", "id", "events", "state"})
+        extra = sorted(set(data) - {"version", "id", "events", "state", "bot"})
         if extra:
             raise SessionError(f"session: unexpected keys {extra}")
         version = data.get("version")
@@ -174,7 +184,9 @@ class Session:
             raise SessionError("session: 'events' must be a list")
         parsed = [event_from_dict(e, where=f"events[{i}]") for i, e in enumerate(events)]
         state = _decode_state(data.get("state"), decode_state)
-        return cls.from_events(parsed, session_id=session_id, neural_state=state)
+        session = cls.from_events(parsed, session_id=session_id, neural_state=state)
+        session.recorded_bot = _bot_identity(data.get("bot"))
+        return session
 
     def bind(self, responder: Responder) -> None:
         """Attaches the bot that answers `send` and `reset`."""
@@ -194,6 +206,11 @@ class Session:
         """Starts the conversation over (a `Reset` event)."""
         self._bound().reset_session(self)
 
+    def set_slot(self, name: str, value: str | None) -> None:
+        """Sets a slot (None clears it) as a `SlotSet` event, stored at once; the
+        slots, like `contexts`, `turn` and `history`, are otherwise read-only."""
+        self._bound().set_slot(self, name, value)
+
     def _bound(self) -> Responder:
         if self._responder is None:
             raise SessionError(f"session {self.id!r} is not attached to a bot; use bot.restore()")
@@ -201,6 +218,15 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session(id={self.id!r}, events={len(self._events)}, slots={self.slots!r})"
+
+
+def _bot_identity(raw: object) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    if not (isinstance(raw, Mapping) and set(raw) == {"name", "fingerprint"}
+            and all(isinstance(v, str) for v in raw.values())):
+        raise SessionError("session: 'bot' must be {name, fingerprint} strings")
+    return {"name": raw["name"], "fingerprint": raw["fingerprint"]}
 
 
 def _decode_state(raw: object, decode: StateDecoder) -> NeuralStateLike | None:
