@@ -288,7 +288,9 @@ class DialogueManager:
 
     def _intent_answer(self, turn: _Turn, intent: Intent, rule: str) -> _Answer | None:
         assert turn.best is not None
-        changes: dict[str, str | None] = {**dict(turn.best.slots), **dict(intent.sets.slots)}
+        captured = {name: self.intents.normalize(name, value)
+                    for name, value in turn.best.slots}
+        changes: dict[str, str | None] = {**captured, **dict(intent.sets.slots)}
         slots = {**turn.session.slots, **changes}
         filled = {k: v for k, v in slots.items() if v is not None}
         text = templates.choose(

@@ -261,3 +261,14 @@ MANAGER_FOR_PROPERTY = DialogueManager(
     load_intents(Path(__file__).parents[1] / "chatbot" / "bots" / "default" / "intents"),
     generator=FakeGenerator(),
 )
+
+
+def test_a_captured_slot_is_normalised_as_its_spec_says() -> None:
+    from chatbot import Chatbot, MemoryStore
+    from chatbot.botdir import default_bot_dir, load_bot
+
+    definition = load_bot(default_bot_dir())
+    bot = Chatbot(definition.intents, store=MemoryStore())
+    session = bot.session("n")
+    assert session.send("my name is mary jane").intent == "user_name"
+    assert session.slots == {"name": "Mary Jane"}

@@ -20,6 +20,7 @@ from chatbot.errors import BotValidationError, LocatedError
 from chatbot.intents.nodes import Reader, read_file
 from chatbot.intents.schema import (
     DEFAULT_FALLBACK,
+    NORMALIZERS,
     RULES,
     SCHEMA_VERSION,
     Intent,
@@ -32,7 +33,8 @@ from chatbot.intents.schema import (
 from chatbot.intents.templates import template_slots
 from chatbot.intents.text import normalize
 
-FILE_KEYS = ("version", "intents", "fallback", "policy")
+FILE_KEYS = ("version", "intents", "fallback", "policy", "slots")
+SLOT_KEYS = ("normalize",)
 INTENT_KEYS = (
     "name", "description", "examples", "negative_examples", "patterns", "responses",
     "override", "priority", "requires", "sets",
@@ -67,6 +69,7 @@ class _Folder:
     uses: list[_Use] = field(default_factory=list)
     slots_set: set[str] = field(default_factory=set)
     contexts_set: set[str] = field(default_factory=set)
+    slot_specs: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def intent_files(folder: str | Path) -> list[Path]:
@@ -104,6 +107,7 @@ def read_intents(
         intents=tuple(state.intents),
         fallback=tuple(state.fallback) or DEFAULT_FALLBACK,
         policy=make_policy(state.policy),
+        slots=tuple(sorted((name, how) for name, (how, _) in state.slot_specs.items())),
     )
 
 
@@ -129,6 +133,31 @@ def _read_file(state: _Folder, file: Path) -> None:
         state.fallback += _read_responses(state, reader, top["fallback"][1], what="'fallback'")
     if "policy" in top:
         read_policy(reader, top["policy"][1], state.policy)
+    if "slots" in top:
+        _read_slot_specs(state, reader, top["slots"][1])
+
+
+def _read_slot_specs(state: _Folder, reader: Reader, node: Node) -> None:
+    """`slots: {name: {normalize: title}}`: how each slot's captured value is normalised."""
+    for name, (key_node, value_node) in (reader.mapping(node, what="'slots'") or {}).items():
+        if name in state.slot_specs:
+            reader.error(key_node, f"slot {name!r} is already described at "
+                                   f"{state.slot_specs[name][1]}")
+            continue
+        entries = reader.mapping(value_node, what=f"slot {name!r}", keys=SLOT_KEYS)
+        if not entries or "normalize" not in entries:
+            continue
+        how_node = entries["normalize"][1]
+        how = reader.string(how_node, what="'normalize'")
+        if how is None:
+            continue
+        if how not in NORMALIZERS:
+            hint = difflib.get_close_matches(how, NORMALIZERS, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            reader.error(how_node, f"unknown normaliser {how!r}{suggestion}; use one of "
+                                   f"{', '.join(NORMALIZERS)}")
+            continue
+        state.slot_specs[name] = (how, reader.where(key_node))
 
 
 def read_version(reader: Reader, node: Node) -> None:

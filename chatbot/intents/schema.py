@@ -87,13 +87,40 @@ class Policy:
 DEFAULT_FALLBACK = (Response("Sorry, I didn't catch that. Could you say it another way?"),)
 
 
+NORMALIZERS = ("title", "lower", "upper", "strip")
+"""How a slot's captured value may be normalised (`str.title`, ...; all strip)."""
+
+
+def normalize_slot(value: str, how: str | None) -> str:
+    """`value` with surrounding whitespace removed, then cased as `how` says."""
+    value = " ".join(value.split())
+    if how == "title":
+        return " ".join(word[:1].upper() + word[1:].lower() for word in value.split(" "))
+    if how == "lower":
+        return value.lower()
+    if how == "upper":
+        return value.upper()
+    return value
+
+
 @dataclass(frozen=True)
 class IntentSet:
-    """Everything a bot's `intents/` folder defines."""
+    """Everything a bot's `intents/` folder defines.
+
+    `slots` maps a slot to its normaliser (one of `NORMALIZERS`), from the
+    files' top-level `slots:` section.
+    """
 
     intents: tuple[Intent, ...] = ()
     fallback: tuple[Response, ...] = DEFAULT_FALLBACK
     policy: Policy = field(default_factory=Policy)
+    slots: tuple[tuple[str, str], ...] = ()
+
+    def normalize(self, slot: str, value: str | None) -> str | None:
+        """A captured `value` of `slot` as its normaliser makes it (None stays None)."""
+        if value is None:
+            return None
+        return normalize_slot(value, dict(self.slots).get(slot))
 
     def get(self, name: str) -> Intent:
         """The intent called `name`; raises KeyError when there is none."""

@@ -257,3 +257,41 @@ def test_other_text_for_a_boolean_gets_no_hint(tmp_path: Path) -> None:
         """)
     assert problems(tmp_path) == ["intents/a.yml:4:15: 'override' must be true or false, "
                                   "not a string"]
+
+
+def test_slot_normalisers_load_and_bad_ones_are_located(tmp_path: Path) -> None:
+    write(tmp_path, "a.yml", """\
+        version: 1
+        slots:
+          name: {normalize: title}
+          city: {normalize: upper}
+        intents:
+          - name: tell
+            patterns: ['my name is (?P<name>\\\\w+ ?\\\\w*)', 'i live in (?P<city>\\\\w+)']
+            responses: ['Hi {name} from {city}.']
+        """)
+    intents = load_intents(tmp_path / "intents")
+    assert intents.slots == (("city", "upper"), ("name", "title"))
+    assert intents.normalize("name", "  mary   JANE ") == "Mary Jane"
+    assert intents.normalize("city", "oslo") == "OSLO"
+    assert intents.normalize("other", " x ") == "x"
+    assert intents.normalize("name", None) is None
+    write(tmp_path, "a.yml", """\
+        version: 1
+        slots:
+          name: {normalize: titel}
+        intents:
+          - name: tell
+            patterns: ['my name is (?P<name>\\\\w+)']
+            responses: ['Hi {name}.']
+        """)
+    write(tmp_path, "b.yml", """\
+        version: 1
+        slots:
+          name: {normalise: lower}
+        """)
+    assert problems(tmp_path) == [
+        "intents/a.yml:3:21: unknown normaliser 'titel' (did you mean 'title'?); use one of "
+        "title, lower, upper, strip",
+        "intents/b.yml:3:10: unknown key 'normalise' (did you mean 'normalize'?)",
+    ]
