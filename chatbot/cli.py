@@ -349,6 +349,12 @@ def _replay(args: argparse.Namespace) -> int:
         fsutil.write_text(args.junit, to_junit(outcome.report))
     if args.json:
         print(to_json(outcome.report))
+    elif not sys.stdout.isatty():
+        from chatbot.transcripts.report import display_path, format_plain
+
+        updated = [f"  {display_path(u.path)}:{u.line}: {u.old!r} -> {u.new!r}"
+                   for u in outcome.updates]
+        print(format_plain(outcome.report, updated=updated))
     else:
         from rich.console import Console
 

@@ -9,6 +9,7 @@ and the rule that decided.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from chatbot.dialogue import Reply
@@ -87,3 +88,23 @@ def format_report(report: ReplayReport) -> str:
     """Every transcript that did not pass, then the summary."""
     blocks = [format_result(r) for r in report.results if r.status != "passed"]
     return "\n\n".join([*blocks, format_summary(report)])
+
+
+MARKS = {"passed": "✓", "failed": "✗", "error": "!", "skipped": "-"}
+
+
+def format_plain(report: ReplayReport, *, updated: Sequence[str] = ()) -> str:
+    """`chatbot replay`'s report as plain text, for output that is not a terminal:
+    one line per transcript, each failure as the pytest plugin reports it
+    (`format_result`), the rewritten expectations, the summary; never wrapped."""
+    lines = []
+    for result in report.results:
+        count = len(result.turns)
+        lines.append(f"{MARKS[result.status]} {result.transcript.name}  "
+                     f"{display_path(result.transcript.path)}  "
+                     f"{count} turn{'s' * (count != 1)}")
+    blocks = [format_result(r) for r in report.results if r.problems]
+    if updated:
+        blocks.append("\n".join([f"updated {len(updated)} text expectation"
+                                 f"{'s' * (len(updated) != 1)}:", *updated]))
+    return "\n\n".join(["\n".join(lines), *blocks, format_summary(report)])

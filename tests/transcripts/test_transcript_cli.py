@@ -113,3 +113,20 @@ def test_a_bot_directory_without_transcripts_is_a_usage_error(
     assert capsys.readouterr().err == (
         f"chatbot: error: {bot_dir}: a bot directory without a transcripts/ folder\n"
     )
+
+
+def test_piped_output_shows_each_failure_as_the_pytest_plugin_does_unwrapped(
+    write: WriteTranscript, bot_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatbot.transcripts import format_result, replay_paths
+    from chatbot.transcripts.report import display_path
+
+    long_reply = "Bye! " + "and a very long expectation " * 6
+    path = write("bad", BAD.replace("bot: Bye!", f"bot: {long_reply.strip()}"))
+    assert main(["replay", str(path)]) == 1
+    out = capsys.readouterr().out
+    [result] = replay_paths([path]).report.results
+    assert out.splitlines()[0] == f"✗ bad  {display_path(path)}  1 turn"
+    assert f"\n\n{format_result(result)}\n\n" in out
+    assert any(len(line) > 120 for line in out.splitlines())  # not wrapped at 80 columns
+    assert out.splitlines()[-1].startswith("1 transcript, 1 turn: 0 passed, 1 failed in ")
