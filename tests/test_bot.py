@@ -379,3 +379,16 @@ def test_chatbot_load_without_a_path_is_the_packaged_bot(
     assert {"greet", "goodbye", "thanks", "bot_identity", "help"} <= set(bot.intents.names)
     assert bot.intents.policy.intent_threshold == 0.6
     assert bot.session("s").send("hello").intent == "greet"
+
+
+def test_the_scaffold_writes_the_documented_policy_defaults(tmp_path: Path) -> None:
+    from chatbot.intents.schema import Policy
+
+    assert main(["init", str(tmp_path / "b")]) == 0
+    assert load_bot(tmp_path / "b").intents.policy == Policy()
+    assert (Policy().intent_threshold, Policy().ambiguity_margin,
+            Policy().neural_min_confidence) == (0.6, 0.1, 0.2)
+    table = (Path(__file__).parents[1] / "docs" / "intents.md").read_text(encoding="utf-8")
+    for row in ("| `intent_threshold` | 0.6 |", "| `ambiguity_margin` | 0.1 |",
+                "| `neural_min_confidence` | 0.2 |"):
+        assert row in table
