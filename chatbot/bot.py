@@ -14,6 +14,7 @@ proceed in parallel.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -116,10 +117,10 @@ class Chatbot:
                 return self._attach(self._from_dict(stored), saved=len(stored["events"]))
         return self._attach(Session(session_id), saved=0)
 
-    @property
+    @functools.cached_property
     def identity(self) -> dict[str, str]:
         """The bot's name and a fingerprint of its intents, policy and model, as
-        `session.to_dict()` records them."""
+        `session.to_dict()` records them (computed once: none of them changes)."""
         digest = hashlib.sha256(repr(self.dialogue.intents).encode("utf-8"))
         digest.update(str(getattr(self.generator, "fingerprint", None)).encode("utf-8"))
         return {"name": self.name, "fingerprint": digest.hexdigest()[:16]}

@@ -301,7 +301,7 @@ class Generator:
         pools = [
             gather(
                 [text for text, _ in g.n_best], found, self.index,
-                flags=functools.partial(_flags, user=user, previous=prev),
+                flags=functools.partial(degenerate_flags, user=user, previous=prev),
                 reply_filter=self.reply_filter,
             )
             for g, found, user, prev in zip(generations, hits, users, previous, strict=True)
@@ -507,10 +507,6 @@ def _shared_index(path: str, sha256: str) -> ReplyIndex:
     """One index per verified file and process: loading a bot again (another
     `Chatbot.load`, a test) reuses its key matrices. `sha256` keys the cache."""
     return ReplyIndex.load(path)
-
-
-def _flags(reply: str, *, user: str, previous: str | None) -> tuple[Flag, ...]:
-    return degenerate_flags(reply, user, previous)
 
 
 def _with_score(

@@ -110,7 +110,6 @@ def distractor_sets(
     )
     retrieved = []
     for turn, hits, filler in zip(turns, found, randoms, strict=True):
-        assert index is None or hits is not None
         texts = [index.reply(h.entry) for h in hits] if index is not None else []
         texts = [x for x in texts if x.casefold() != turn.truth.casefold()][:DISTRACTORS]
         retrieved.append(texts + filler[: DISTRACTORS - len(texts)])
@@ -157,7 +156,7 @@ def evaluate_replies(
     retrieved_features = rank_features(generator, turns, retrieved)
     report: dict[str, Any] = {"turns": len(turns)}
     for name, (config, scorer) in systems.items():
-        replies = _replies(generator, turns, config)
+        replies = answer(generator, turns, config)
         rate, _ = generic_rate(replies)
         report[name] = {
             "hits_at_1": round(hits_at_1([scorer(f).tolist() for f in random_features]), 4),
@@ -173,7 +172,8 @@ def evaluate_replies(
     return report
 
 
-def _replies(generator: Generator, turns: Sequence[Turn], config: DecodeConfig) -> list[str]:
+def answer(generator: Generator, turns: Sequence[Turn], config: DecodeConfig) -> list[str]:
+    """The generator's reply to each held-out turn under `config`, 32 turns a batch."""
     replies: list[str] = []
     for start in range(0, len(turns), 32):
         chunk = [(t.state, t.user, None) for t in turns[start : start + 32]]

@@ -19,7 +19,13 @@ import torch
 from chatbot.data.corpora import Conversation
 from chatbot.errors import DataError
 from chatbot.generator import Generator
-from chatbot.replies.evaluation import DISTRACTORS, distractor_sets, held_out, rank_features
+from chatbot.replies.evaluation import (
+    DISTRACTORS,
+    answer,
+    distractor_sets,
+    held_out,
+    rank_features,
+)
 from chatbot.replies.rank import RankerWeights
 from chatbot.replies.select import best
 
@@ -38,8 +44,7 @@ def fit_ranker(
     turns = held_out(generator, conversations, limit=limit)
     randoms, retrieved = distractor_sets(generator, turns, conversations, seed=1)
     greedy = generator.decode.replace(ranker="none")
-    own = [g.text for start in range(0, len(turns), 32) for g, _ in generator.respond(
-        [(t.state, t.user, None) for t in turns[start : start + 32]], decode=greedy)]
+    own = answer(generator, turns, greedy)
     lists = [[*r, *d, g] for r, d, g in zip(retrieved, randoms, own, strict=True)]
     flags = [[False] * (1 + 2 * DISTRACTORS) + [True] for _ in turns]
     features = rank_features(generator, turns, lists, generated=flags)

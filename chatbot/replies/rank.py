@@ -66,24 +66,16 @@ def score_replies(
         owner: (R,) int64, the conversation each candidate answers.
         replies: (R, T) int64 reply tokens + `<eos>`, pad after.
     """
-    pad = model.pad_id
-    real = replies != pad
+    real = replies != model.pad_id
     lengths = real.sum(1)
     log_p = log_prior = torch.zeros(len(replies), device=replies.device)
     if likelihood:
-        inputs = torch.cat([torch.full_like(replies[:, :1], bos_id), replies[:, :-1]], dim=1)
-        inputs = inputs.masked_fill(inputs == eos_id, pad)
+        inputs = _shifted(replies, model.pad_id, bos_id=bos_id, eos_id=eos_id)
         log_p = _log_likelihood(model, state.index_select(0, owner),
                                 outputs.index_select(0, owner), mask.index_select(0, owner),
                                 inputs, replies, real, lengths)
-        empty = torch.tensor([[eos_id]], device=replies.device)
-        e_out, e_mask, e_vec = model.encode(empty, torch.ones(1, dtype=torch.long,
-                                                              device=replies.device))
-        e_state = model.update_state(e_vec, model.initial_state(1))
-        rows = torch.zeros_like(owner)
-        log_prior = _log_likelihood(model, e_state.index_select(0, rows),
-                                    e_out.index_select(0, rows), e_mask.index_select(0, rows),
-                                    inputs, replies, real, lengths)
+        e_state, e_out, e_mask = _empty_turn(model, eos_id, len(replies), replies.device)
+        log_prior = _log_likelihood(model, e_state, e_out, e_mask, inputs, replies, real, lengths)
     match = consensus = torch.zeros(len(replies), device=replies.device)
     if model.ranker is not None:
         _, reply_vectors = model.encoder(replies, lengths)
@@ -114,16 +106,28 @@ def input_log_likelihood(
     mashing and symbols score far lower than chit-chat)."""
     real = tokens != model.pad_id
     lengths = real.sum(1)
-    inputs = torch.cat([torch.full_like(tokens[:, :1], bos_id), tokens[:, :-1]], dim=1)
-    inputs = inputs.masked_fill(inputs == eos_id, model.pad_id)
-    empty = torch.tensor([[eos_id]], device=tokens.device)
-    outputs, mask, vectors = model.encode(empty, torch.ones(1, dtype=torch.long,
-                                                            device=tokens.device))
-    state = model.update_state(vectors, model.initial_state(1))
-    rows = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
-    total = _log_likelihood(model, state.index_select(0, rows), outputs.index_select(0, rows),
-                            mask.index_select(0, rows), inputs, tokens, real, lengths)
+    inputs = _shifted(tokens, model.pad_id, bos_id=bos_id, eos_id=eos_id)
+    state, outputs, mask = _empty_turn(model, eos_id, len(tokens), tokens.device)
+    total = _log_likelihood(model, state, outputs, mask, inputs, tokens, real, lengths)
     return total / lengths.clamp(min=1)
+
+
+def _shifted(targets: torch.Tensor, pad_id: int, *, bos_id: int, eos_id: int) -> torch.Tensor:
+    """Decoder inputs for `targets` (R, T): `<bos>` then the targets, `<eos>` as padding."""
+    inputs = torch.cat([torch.full_like(targets[:, :1], bos_id), targets[:, :-1]], dim=1)
+    return inputs.masked_fill(inputs == eos_id, pad_id)
+
+
+def _empty_turn(
+    model: HRED, eos_id: int, rows: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """State (rows, C), encoder outputs and mask of a conversation whose only
+    turn was empty, repeated `rows` times: what log p(reply) is conditioned on."""
+    empty = torch.tensor([[eos_id]], device=device)
+    outputs, mask, vectors = model.encode(empty, torch.ones(1, dtype=torch.long, device=device))
+    state = model.update_state(vectors, model.initial_state(1))
+    index = torch.zeros(rows, dtype=torch.long, device=device)
+    return state.index_select(0, index), outputs.index_select(0, index), mask.index_select(0, index)
 
 
 def _log_likelihood(
