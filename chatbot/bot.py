@@ -7,13 +7,18 @@
     data = session.to_dict(); again = bot.restore(data)
     replies = bot.send_batch([(session_a, "hi"), (session_b, "hey")])  # one batched decode
 
-One `Chatbot` is safe to share between threads: each session is answered under
-its own lock, so turns of one session never interleave, and different sessions
-proceed in parallel.
+One `Chatbot` is safe to share between threads and processes. A turn is a
+transaction over the stored session: under the session id's lock (one per id in
+a process, shared by every object of that id) the session first catches up with
+the store (events another object or process added since), is answered, and is
+saved at the version it started from. If another process saved that version
+first, the turn is undone and answered again on the new version, so no turn is
+lost and none is stored twice. Different sessions proceed in parallel.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 from collections.abc import Iterable, Mapping
@@ -23,11 +28,23 @@ from typing import Any
 from chatbot.botdir import BotDefinition, load_bot
 from chatbot.config import DecodeConfig
 from chatbot.dialogue import DialogueManager, Reply, ReplyGenerator
-from chatbot.errors import BotMismatchError, SessionError
+from chatbot.errors import BatchError, BotMismatchError, SessionConflictError, SessionError
 from chatbot.intents import IntentSet
-from chatbot.session import MemoryStore, Reset, Session, SessionStore, SlotSet, SQLiteStore
-from chatbot.session.events import event_to_dict
-from chatbot.session.state import NeuralStateLike
+from chatbot.session import (
+    Event,
+    MemoryStore,
+    Reset,
+    Session,
+    SessionStore,
+    SlotSet,
+    SQLiteStore,
+)
+from chatbot.session.events import event_from_dict, event_to_dict
+from chatbot.session.state import NeuralStateLike, decode_state_text
+
+ATTEMPTS = 20
+"""How many times a turn is answered again after losing a race for its session's
+version to another process before `SessionConflictError` reaches the caller."""
 
 
 class Chatbot:
@@ -155,7 +172,8 @@ class Chatbot:
                     f"session {session.id!r} is in the store with a different history"
                 )
         self._attach(session, saved=saved)
-        self._save(session)
+        with session.lock, self.store.hold([session.id]):
+            self._save(session)
         return session
 
     def send(self, session: Session, text: str, *, decode: DecodeConfig | None = None) -> Reply:
@@ -170,11 +188,18 @@ class Chatbot:
         Each round of distinct sessions is one batched decode; a session that appears
         again goes to the next round, so its turns stay in order. `decode` replaces
         the bot's decoding settings for these turns only.
+
+        Raises:
+            SessionError: the one item's error, for a batch of one.
+            BatchError: some turns failed (their sessions are as they were before);
+                its `replies` hold the others' replies, which are stored.
         """
         pairs = list(items)
         for session, _ in pairs:
             self._check_owned(session)
         replies: dict[int, Reply] = {}
+        errors: dict[int, SessionError] = {}
+        attempts = [0] * len(pairs)
         waiting = list(range(len(pairs)))
         while waiting:
             now: list[int] = []
@@ -184,16 +209,34 @@ class Chatbot:
                     now.append(index)
                     seen.add(pairs[index][0].id)
             answered = self._round([pairs[index] for index in now], decode)
-            replies.update(zip(now, answered, strict=True))
-            waiting = [index for index in waiting if index not in replies]
+            for index, result in zip(now, answered, strict=True):
+                if isinstance(result, Reply):
+                    replies[index] = result
+                    continue
+                attempts[index] += 1
+                if isinstance(result, SessionConflictError) and attempts[index] < ATTEMPTS:
+                    continue  # answered again next round, on the stored version
+                failed = pairs[index][0].id
+                for later in waiting:  # this session's later turns in the batch go too
+                    if later >= index and pairs[later][0].id == failed:
+                        errors[later] = result
+            waiting = [index for index in waiting if index not in replies and index not in errors]
+        if errors:
+            if len(pairs) == 1:
+                raise errors[0]
+            raise BatchError([replies.get(i) for i in range(len(pairs))], errors)
         return [replies[index] for index in range(len(pairs))]
 
     def reset_session(self, session: Session) -> None:
         """Starts `session` over (keeps its id)."""
         self._check_owned(session)
-        with session.lock:
-            session.apply(Reset())
-            self._save(session)
+        self._commit(session, [Reset()])
+
+    def refresh(self, session: Session) -> None:
+        """Brings `session` up to date with the store (turns others stored for it)."""
+        self._check_owned(session)
+        with session.lock, self.store.hold([session.id]):
+            self._catch_up(session)
 
     def set_slot(self, session: Session, name: str, value: str | None) -> None:
         """Sets (or, with None, clears) a slot of `session` as a `SlotSet` event,
@@ -203,24 +246,90 @@ class Chatbot:
         if value is not None and not isinstance(value, str):
             raise SessionError(f"slot {name!r}: a value must be a string or None (got {value!r})")
         self._check_owned(session)
-        with session.lock:
-            session.apply(SlotSet(name, value))
-            self._save(session)
+        self._commit(session, [SlotSet(name, value)])
+
+    def _commit(self, session: Session, events: list[Event]) -> None:
+        """Applies `events` after the stored version and saves them, retrying on a race."""
+        for attempt in range(1, ATTEMPTS + 1):
+            with session.lock, self.store.hold([session.id]):
+                self._catch_up(session)
+                checkpoint = session.checkpoint()
+                for event in events:
+                    session.apply(event)
+                try:
+                    self._save(session)
+                    return
+                except SessionError as exc:
+                    session.rollback(checkpoint)
+                    if not isinstance(exc, SessionConflictError) or attempt == ATTEMPTS:
+                        raise
 
     def _round(
         self, items: list[tuple[Session, str]], decode: DecodeConfig | None
-    ) -> list[Reply]:
+    ) -> list[Reply | SessionError]:
+        """One batched turn of distinct sessions. Each session's turn is saved on
+        its own: a session whose save fails is rolled back and gets its error in
+        place of a reply; the others keep theirs."""
         sessions = sorted((s for s, _ in items), key=lambda s: s.id)
-        for session in sessions:
-            session.lock.acquire()
+        with contextlib.ExitStack() as held:
+            for session in sessions:
+                held.enter_context(session.lock)
+            held.enter_context(self.store.hold([s.id for s in sessions]))
+            return self._answer(items, decode)
+
+    def _answer(
+        self, items: list[tuple[Session, str]], decode: DecodeConfig | None
+    ) -> list[Reply | SessionError]:
+        """`_round` with the sessions held."""
+        caught_up: list[tuple[Session, str]] = []
+        failed: dict[str, SessionError] = {}
+        for session, text in items:
+            try:
+                self._catch_up(session)
+                caught_up.append((session, text))
+            except SessionError as exc:
+                failed[session.id] = exc
+        checkpoints = {s.id: s.checkpoint() for s, _ in caught_up}
         try:
-            replies = self.dialogue.handle_batch(items, decode=decode)
-            for session, _ in items:
+            replies = iter(self.dialogue.handle_batch(caught_up, decode=decode))
+        except BaseException:
+            for session, _ in caught_up:
+                session.rollback(checkpoints[session.id])
+            raise
+        results: list[Reply | SessionError] = []
+        for session, _ in items:
+            if session.id in failed:
+                results.append(failed[session.id])
+                continue
+            reply = next(replies)
+            try:
                 self._save(session)
-            return replies
-        finally:
-            for session in reversed(sessions):
-                session.lock.release()
+                results.append(reply)
+            except SessionError as exc:
+                session.rollback(checkpoints[session.id])
+                results.append(exc)
+        return results
+
+    def _catch_up(self, session: Session) -> None:
+        """Applies the events the store holds past `session.saved` (another object
+        or process answered the session meanwhile) and takes the stored state."""
+        tail = self.store.load_since(session.id, session.saved)
+        count = 0 if tail is None else tail.count
+        if count == session.saved:
+            return
+        if tail is None or count < session.saved:
+            raise SessionError(
+                f"session {session.id!r}: the store holds {count} events but this object "
+                f"saved {session.saved}: it was deleted from the store; load it again"
+            )
+        events = [event_from_dict(e, where=f"stored event {session.saved + i}")
+                  for i, e in enumerate(tail.events)]
+        state = None if self.generator is None else decode_state_text(
+            tail.state, self._decode_state)
+        for event in events:
+            session.apply(event)
+        session.neural_state = state
+        session.saved = count
 
     def _save(self, session: Session) -> None:
         events = session.events_since(session.saved)
@@ -235,6 +344,7 @@ class Chatbot:
     def _attach(self, session: Session, *, saved: int) -> Session:
         session.bind(self)
         session.saved = saved
+        session.lock = self.store.lock(session.id)
         return session
 
     def _check_owned(self, session: Session) -> None:

@@ -65,7 +65,7 @@ class ReplyGenerator(Protocol):
 
     def respond(
         self, items: Sequence[tuple[Any, str, str | None]], *, decode: Any = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> Sequence[tuple[Any, Any]]: ...
 
     def observe(self, states: Sequence[Any], texts: Sequence[str]) -> Sequence[Any]: ...
@@ -344,7 +344,7 @@ class DialogueManager:
         items = [(t.state, t.text, t.session.last_reply) for t in asked]
         assert self.generator is not None
         decode = self.decode if decode is None else decode
-        results = self.generator.respond(items, decode=decode, seed=asked[0].seed)
+        results = self.generator.respond(items, decode=decode, seed=[t.seed for t in asked])
         for turn, (generation, state) in zip(asked, results, strict=True):
             turn.neural, turn.state_after_user = generation, state
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class ChatbotError(Exception):
@@ -93,6 +94,30 @@ class BotValidationError(ConfigError):
 
 class SessionError(ChatbotError, ValueError):
     """A session dict or stored session that cannot be restored, or a conflicting write."""
+
+
+class SessionConflictError(SessionError):
+    """A write that does not continue the stored session: another process or
+    session object answered it meanwhile. The bot catches up and answers the turn
+    again; the error reaches a caller only when its retries run out."""
+
+
+class BatchError(SessionError):
+    """Some turns of a `send_batch` failed; the others were answered and stored.
+
+    Attributes:
+        replies: one entry per item, the reply or None where the turn failed.
+        errors: the error of each failed item, by index.
+    """
+
+    def __init__(self, replies: list[Any], errors: dict[int, SessionError]) -> None:
+        self.replies = replies
+        self.errors = errors
+        first = min(errors)
+        super().__init__(
+            f"{len(errors)} of {len(replies)} turns failed (item {first}: {errors[first]}); "
+            "the others were answered and stored"
+        )
 
 
 class BotMismatchError(SessionError):

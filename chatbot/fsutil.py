@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Replaces `path` with `data` so a reader sees the old or the new file, never half."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = _create(target, lambda p: os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -63,8 +66,7 @@ def staging_dir(target: str | Path) -> Path:
     """A fresh empty folder beside `target` to build its next version in."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    staged.chmod(0o777 & ~_umask())
+    _, staged = _create(target, lambda p: os.mkdir(p, 0o777))
     return staged
 
 
@@ -95,11 +97,20 @@ def publish_dir(staged: Path, target: str | Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _create(target: Path, make: Callable[[Path], T]) -> tuple[T, Path]:
+    """`make(p)` for a fresh hidden name `p` beside `target`, retried on a clash.
+
+    Created with mode 0o666 (files) or 0o777 (folders), so the process umask
+    applies as for any new file; unlike `tempfile`, whose 0o600 would need the
+    umask read, and reading it means setting it, which races with other threads.
+    """
+    for _ in range(100):
+        path = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return make(path), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 def resolve_dir(target: str | Path) -> Path:

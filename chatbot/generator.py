@@ -215,7 +215,7 @@ class Generator:
         items: Sequence[tuple[NeuralState, str, str | None]],
         *,
         decode: DecodeConfig | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> list[tuple[Generation, NeuralState]]:
         """Replies to each (state, user text, bot's previous reply or None).
 
@@ -225,9 +225,11 @@ class Generator:
 
         Args:
             decode: settings for this call (default: `self.decode`).
-            seed: `sample` only: item i draws from a generator seeded `seed + i`,
-                so an item alone with `seed + i` samples the same reply.
-                None draws the seed from torch's global generator.
+            seed: `sample` only: item i draws from its own generator, seeded
+                `seed[i]` (a sequence: the dialogue manager seeds each session's
+                turn) or `seed + i` (an int), so an item samples the same reply
+                alone or in any batch. None draws the seed from torch's global
+                generator.
         """
         if not items:
             return []
@@ -235,8 +237,12 @@ class Generator:
         users = self._encode_many([text for _, text, _ in items])
         generators = None
         if config.strategy == "sample":
-            base = int(torch.randint(0, 2**62, ()).item()) if seed is None else seed
-            generators = [torch.Generator().manual_seed(base + i) for i in range(len(items))]
+            if seed is None or isinstance(seed, int):
+                base = int(torch.randint(0, 2**62, ()).item()) if seed is None else seed
+                seeds = [base + i for i in range(len(items))]
+            else:
+                seeds = list(seed)
+            generators = [torch.Generator().manual_seed(s) for s in seeds]
         with self._lock, torch.inference_mode():
             tokens, lengths = self._pad(users)
             outputs, mask, vectors = self.model.encode(tokens, lengths)

@@ -11,12 +11,6 @@ import pytest
 from chatbot import fsutil
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _version(folder: Path, text: str) -> Path:
     folder.mkdir()
     (folder / "a.txt").write_text(text)
@@ -49,11 +43,24 @@ def test_write_bytes_failure_keeps_the_old_file(
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
 
 
-def test_written_files_and_staged_folders_follow_the_umask(tmp_path: Path) -> None:
-    fsutil.write_bytes(tmp_path / "file.bin", b"x")
-    staged = fsutil.staging_dir(tmp_path / "model")
-    assert (tmp_path / "file.bin").stat().st_mode & 0o777 == 0o666 & ~_umask()
-    assert staged.stat().st_mode & 0o777 == 0o777 & ~_umask()
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_written_files_and_staged_folders_follow_the_umask_without_touching_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mask: int
+) -> None:
+    old = os.umask(mask)
+    try:
+        def no_umask(mask: int) -> int:
+            raise AssertionError("os.umask is process-wide: another thread may be creating a file")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        fsutil.write_bytes(tmp_path / "file.bin", b"x")
+        staged = fsutil.staging_dir(tmp_path / "model")
+        monkeypatch.undo()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "file.bin").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert staged.stat().st_mode & 0o777 == 0o777 & ~mask
+    assert staged.name.startswith(".model.") and staged.name.endswith(".tmp")
 
 
 def test_append_line(tmp_path: Path) -> None:

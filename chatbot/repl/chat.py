@@ -38,7 +38,7 @@ class RecordingGenerator:
 
     def respond(
         self, items: Sequence[tuple[Any, str, str | None]], *, decode: Any = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> Sequence[tuple[Any, Any]]:
         results: Sequence[tuple[Any, Any]] = self.inner.respond(items, decode=decode, seed=seed)
         self.last = [generation for generation, _ in results]

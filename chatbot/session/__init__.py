@@ -12,12 +12,26 @@ from chatbot.session.events import (
     event_from_dict,
     event_to_dict,
 )
-from chatbot.session.state import SESSION_VERSION, NeuralStateLike, Responder, Session
-from chatbot.session.store import MemoryStore, SessionStore, SQLiteStore, default_store_path
+from chatbot.session.state import (
+    SESSION_VERSION,
+    Checkpoint,
+    NeuralStateLike,
+    Responder,
+    Session,
+    SessionLock,
+)
+from chatbot.session.store import (
+    MemoryStore,
+    SessionStore,
+    SQLiteStore,
+    StoredTail,
+    default_store_path,
+)
 
 __all__ = [
     "SESSION_VERSION",
     "BotSaid",
+    "Checkpoint",
     "ContextSet",
     "Event",
     "MemoryStore",
@@ -26,8 +40,10 @@ __all__ = [
     "Responder",
     "SQLiteStore",
     "Session",
+    "SessionLock",
     "SessionStore",
     "SlotSet",
+    "StoredTail",
     "UserSaid",
     "default_store_path",
     "event_from_dict",

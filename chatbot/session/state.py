@@ -15,6 +15,8 @@ import binascii
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatbot.errors import SessionError
@@ -45,6 +47,28 @@ class NeuralStateLike(Protocol):
 StateDecoder = Callable[[bytes], NeuralStateLike]
 
 
+class SessionLock:
+    """A re-entrant lock for one session id, shared by every object of that id."""
+
+    __slots__ = ("__weakref__", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._lock.release()
+
+
 class Responder(Protocol):
     """What a session bound to a bot delegates its turns to (the `Chatbot`)."""
 
@@ -54,7 +78,23 @@ class Responder(Protocol):
 
     def reset_session(self, session: Session) -> None: ...
 
+    def refresh(self, session: Session) -> None: ...
+
     def set_slot(self, session: Session, name: str, value: str | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A session's fold state at one moment (`Session.checkpoint`)."""
+
+    events: int
+    slots: dict[str, str]
+    contexts: dict[str, int]
+    last_reply: str | None
+    history: list[str]
+    turn: int
+    neural_state: NeuralStateLike | None
+    saved: int
 
 
 class Session:
@@ -69,8 +109,10 @@ class Session:
         turn: user turns so far (resets included); seeds the turn's choices.
         neural_state: the generator's state after `history`; None means "rebuild
             it from `history`" (the initial state when the history is empty).
-        lock: held while a turn is answered, so one session's turns never interleave.
-        saved: how many of the events its bot has written to the session store.
+        lock: held while a turn is answered, so one session's turns never interleave;
+            a bot gives every object of one session id the same lock.
+        saved: how many of the events its bot has written to the session store
+            (the stored version this object has caught up with).
         recorded_bot: the bot `to_dict()` named when this session was restored from
             it (`{"name", "fingerprint"}`), or None.
     """
@@ -83,7 +125,7 @@ class Session:
         self.history: list[str] = []
         self.turn = 0
         self.neural_state: NeuralStateLike | None = None
-        self.lock = threading.RLock()
+        self.lock = SessionLock()
         self.saved = 0
         self._events: list[Event] = []
         self._responder: Responder | None = None
@@ -139,15 +181,33 @@ class Session:
                 self.neural_state = None
         self._events.append(event)
 
+    def checkpoint(self) -> Checkpoint:
+        """Everything a turn may change, to put back with `rollback`."""
+        return Checkpoint(len(self._events), dict(self.slots), dict(self.contexts),
+                          self.last_reply, list(self.history), self.turn, self.neural_state,
+                          self.saved)
+
+    def rollback(self, checkpoint: Checkpoint) -> None:
+        """Puts the session back as it was at `checkpoint` (a failed turn leaves no trace)."""
+        del self._events[checkpoint.events:]
+        self.slots, self.contexts = checkpoint.slots, checkpoint.contexts
+        self.last_reply, self.history = checkpoint.last_reply, checkpoint.history
+        self.turn, self.neural_state = checkpoint.turn, checkpoint.neural_state
+        self.saved = checkpoint.saved
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: version, id, events, the cached neural state (base64)
-        and, for a session attached to a bot, which bot (`{"name", "fingerprint"}`)."""
-        data: dict[str, Any] = {
-            "version": SESSION_VERSION,
-            "id": self.id,
-            "events": [event_to_dict(e) for e in self._events],
-            "state": self.encoded_state(),
-        }
+        and, for a session attached to a bot, which bot (`{"name", "fingerprint"}`).
+
+        Taken under the session's lock, so the events and the state are of the
+        same turn even while another thread answers one."""
+        with self.lock:
+            data: dict[str, Any] = {
+                "version": SESSION_VERSION,
+                "id": self.id,
+                "events": [event_to_dict(e) for e in self._events],
+                "state": self.encoded_state(),
+            }
         identity = getattr(self._responder, "identity", None)
         if identity is not None:
             data["bot"] = dict(identity)
@@ -183,7 +243,7 @@ class Session:
         if not isinstance(events, list):
             raise SessionError("session: 'events' must be a list")
         parsed = [event_from_dict(e, where=f"events[{i}]") for i, e in enumerate(events)]
-        state = _decode_state(data.get("state"), decode_state)
+        state = decode_state_text(data.get("state"), decode_state)
         session = cls.from_events(parsed, session_id=session_id, neural_state=state)
         session.recorded_bot = _bot_identity(data.get("bot"))
         return session
@@ -205,6 +265,11 @@ class Session:
     def reset(self) -> None:
         """Starts the conversation over (a `Reset` event)."""
         self._bound().reset_session(self)
+
+    def refresh(self) -> None:
+        """Catches up with the store now: applies the turns other objects or
+        processes stored for this session (`send` does this by itself)."""
+        self._bound().refresh(self)
 
     def set_slot(self, name: str, value: str | None) -> None:
         """Sets a slot (None clears it) as a `SlotSet` event, stored at once; the
@@ -229,7 +294,12 @@ def _bot_identity(raw: object) -> dict[str, str] | None:
     return {"name": raw["name"], "fingerprint": raw["fingerprint"]}
 
 
-def _decode_state(raw: object, decode: StateDecoder) -> NeuralStateLike | None:
+def decode_state_text(raw: object, decode: StateDecoder) -> NeuralStateLike | None:
+    """A state from its base64 text (`encoded_state()`); None stays None.
+
+    Raises:
+        SessionError: the text is not base64 or does not decode to a state.
+    """
     if raw is None:
         return None
     if not isinstance(raw, str):

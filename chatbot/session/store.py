@@ -1,29 +1,43 @@
 """Where sessions persist: SQLite (a file, the default) or memory (tests).
 
 A store keeps each session as its event list plus the cached neural state, in
-the dict form of `Session.to_dict()`. `save` appends the events a turn added
-and replaces the state in one transaction, so a crash mid-write loses no
-earlier turn. A write that does not continue the stored history (another
-process or object answered the same session meanwhile) raises `SessionError`.
+the dict form of `Session.to_dict()`. The number of stored events is the
+session's version. `save` appends the events a turn added and replaces the
+state in one transaction, so a crash mid-write loses no earlier turn; it
+succeeds only on the version it was given (`start`), so of two writers that
+answered the same version one wins and the other gets `SessionConflictError`.
+
+The contract for any store (a networked one included): `save` is atomic and
+checks `start` against the stored count inside its transaction; `load_since`
+returns a consistent (count, events, state) triple; `lock(id)` gives this
+process's lock for one session id.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import sqlite3
 import sys
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatbot.errors import SessionError
-from chatbot.session.state import SESSION_VERSION
+from chatbot.errors import SessionConflictError, SessionError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no cross-process session locks
+    fcntl = None  # type: ignore[assignment]
+from chatbot.session.state import SESSION_VERSION, SessionLock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -55,8 +69,46 @@ def default_store_path() -> Path:
     return base / "chatbot" / "sessions.sqlite3"
 
 
+_LOCKS_GUARD = threading.Lock()
+
+
+@dataclass(frozen=True)
+class StoredTail:
+    """What a store holds for a session past some version.
+
+    Attributes:
+        count: the number of events stored (the session's version).
+        events: the events from the asked-for start on, in dict form.
+        state: the cached neural state after all `count` events (base64), or None.
+    """
+
+    count: int
+    events: list[dict[str, Any]]
+    state: str | None
+
+
 class SessionStore(ABC):
     """Persists sessions as dicts in `Session.to_dict()` form. Safe across threads."""
+
+    def lock(self, session_id: str) -> SessionLock:
+        """This process's lock for `session_id`: the same object for every caller
+        while anyone holds it, so all session objects of one id take turns."""
+        with _LOCKS_GUARD:
+            locks: weakref.WeakValueDictionary[str, SessionLock] = self.__dict__.setdefault(
+                "_session_locks", weakref.WeakValueDictionary()
+            )
+            found = locks.get(session_id)
+            if found is None:
+                found = locks[session_id] = SessionLock()
+            return found
+
+    def load_since(self, session_id: str, start: int) -> StoredTail | None:
+        """The stored count, the events from number `start` on and the state,
+        read together; None when the store has no such session."""
+        stored = self.load(session_id)
+        if stored is None:
+            return None
+        return StoredTail(len(stored["events"]), stored["events"][start:], stored["state"])
 
     @abstractmethod
     def load(self, session_id: str) -> dict[str, Any] | None:
@@ -74,7 +126,8 @@ class SessionStore(ABC):
         """Appends `events` as numbers `start`, `start + 1`, ... and replaces the state.
 
         Raises:
-            SessionError: when the store does not hold exactly `start` events.
+            SessionConflictError: when the store does not hold exactly `start` events.
+            SessionError: the store cannot be written.
         """
 
     @abstractmethod
@@ -87,6 +140,16 @@ class SessionStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Releases the store's resources."""
+
+    @contextmanager
+    def hold(self, session_ids: Iterable[str]) -> Iterator[None]:
+        """Keeps other processes off these sessions while a turn is answered.
+
+        Optional: a store that cannot lock across processes yields at once, and
+        `save`'s version check alone decides (the loser of a race answers again).
+        The caller holds the ids' in-process locks (`lock`) already.
+        """
+        yield
 
 
 class MemoryStore(SessionStore):
@@ -144,6 +207,35 @@ class SQLiteStore(SessionStore):
         self.durable = durable
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._lock_file: int | None = None
+
+    @contextmanager
+    def hold(self, session_ids: Iterable[str]) -> Iterator[None]:
+        """Locks one byte per session id in `PATH.locks` (POSIX record locks), so
+        one process at a time answers a session while the others wait. The kernel
+        drops a killed process's locks. Without `fcntl` (Windows) nothing is locked
+        and the version check alone decides."""
+        if fcntl is None:
+            yield
+            return
+        fd = self._locks_fd()
+        offsets = sorted({_lock_offset(i) for i in session_ids})
+        taken: list[int] = []
+        try:
+            for offset in offsets:
+                fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
+                taken.append(offset)
+            yield
+        finally:
+            for offset in reversed(taken):
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+
+    def _locks_fd(self) -> int:
+        with self._lock:
+            if self._lock_file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_file = os.open(f"{self.path}.locks", os.O_RDWR | os.O_CREAT, 0o666)
+            return self._lock_file
 
     def load(self, session_id: str) -> dict[str, Any] | None:
         with self._transaction(write=False) as db:
@@ -163,6 +255,26 @@ class SQLiteStore(SessionStore):
         except json.JSONDecodeError as exc:
             raise SessionError(f"{self.path}: session {session_id!r}: bad event: {exc}") from None
         return {"version": version, "id": session_id, "events": events, "state": state}
+
+    def load_since(self, session_id: str, start: int) -> StoredTail | None:
+        with self._transaction(write=False) as db:
+            row = db.execute(
+                "SELECT n_events, state FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            count, state = row
+            rows = [] if count <= start else db.execute(
+                "SELECT seq, event FROM events WHERE session_id = ? AND seq >= ? ORDER BY seq",
+                (session_id, start),
+            ).fetchall()
+        if count > start and [seq for seq, _ in rows] != list(range(start, count)):
+            raise SessionError(f"{self.path}: session {session_id!r} has missing events")
+        try:
+            events = [json.loads(text) for _, text in rows]
+        except json.JSONDecodeError as exc:
+            raise SessionError(f"{self.path}: session {session_id!r}: bad event: {exc}") from None
+        return StoredTail(count, events, state)
 
     def save(
         self,
@@ -205,6 +317,9 @@ class SQLiteStore(SessionStore):
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+            if self._lock_file is not None:
+                os.close(self._lock_file)
+                self._lock_file = None
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
@@ -249,9 +364,15 @@ class SQLiteStore(SessionStore):
         db.executescript(SCHEMA)
 
 
+def _lock_offset(session_id: str) -> int:
+    """Where in the lock file a session id's byte lies (31 bits of its sha256)."""
+    digest = hashlib.sha256(session_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def _check_start(session_id: str, stored: int, start: int) -> None:
     if stored != start:
-        raise SessionError(
+        raise SessionConflictError(
             f"session {session_id!r} holds {stored} events in the store, not {start}: "
             "another process or session object answered it meanwhile"
         )

@@ -18,7 +18,7 @@ from chatbot.bot import Chatbot
 from chatbot.config import DecodeConfig
 from chatbot.dialogue import Reply
 from chatbot.errors import ChatbotError
-from chatbot.session import Session, SessionStore
+from chatbot.session import Session, SessionStore, StoredTail
 from chatbot.transcripts.matchers import Mismatch, Observation
 from chatbot.transcripts.results import ReplayReport, Status, TranscriptResult, TurnResult
 from chatbot.transcripts.schema import Transcript, Turn
@@ -32,6 +32,9 @@ class NullStore(SessionStore):
 
     def load(self, session_id: str) -> dict[str, Any] | None:
         return None
+
+    def load_since(self, session_id: str, start: int) -> StoredTail | None:
+        return StoredTail(start, [], None)  # every session is up to date with nothing
 
     def save(self, session_id: str, *, start: int, events: Sequence[dict[str, Any]],
              state: str | None) -> None:
