@@ -11,6 +11,15 @@ tokenizer and the same target tokens (reply + `<eos>`), hidden 500, 2 layers:
 
     python benchmarks/bench_train.py --quick
     python benchmarks/bench_train.py --conversations 400 --threads 2 --json bench.json
+    python benchmarks/bench_train.py --conversations 150 --hidden-size 796 --skip windows
+    python benchmarks/bench_train.py --conversations 0 --budget-minutes 20 --eval-split test \
+        --skip twoturn
+
+`--hidden-size` sets (a)'s width (the tutorial's stays 500): at 500 (a) has
+fewer parameters than (b), since each direction of its bidirectional encoder
+has half the units; the report gives each run's parameter count.
+`--budget-minutes` trains each run for that much of its own time (epochs
+repeat) instead of one epoch, for a comparison of quality at equal time.
 
 The runs take turns step by step (one step of each in turn), so that changes in
 the shared machine's speed fall on all of them alike; each is charged the time
@@ -61,6 +70,9 @@ class RunResult:
     cpu_s: float = 0.0
     train_loss: float = math.nan
     val_ppl: float = math.nan
+    parameters: int = 0
+    encoder_parameters: int = 0
+    epochs: float = 0.0
     extra_val: dict[str, float] = field(default_factory=dict)
     phases_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
 
@@ -120,12 +132,13 @@ def interleave(runs: Sequence[Iterator[None]]) -> None:
 # --- (a) the trainer path -------------------------------------------------------------------
 
 
-def trainer_config(*, vocab_size: int, window_turns: int, batch_size: int, seed: int) -> Config:
+def trainer_config(*, vocab_size: int, window_turns: int, batch_size: int, seed: int,
+                   hidden_size: int = 500) -> Config:
     return Config().override([
         f"tokenizer.vocab_size={vocab_size}",
         "model.embedding_size=500",
-        "model.hidden_size=500",
-        "model.context_size=500",
+        f"model.hidden_size={hidden_size}",
+        f"model.context_size={hidden_size}",
         "model.num_layers=2",
         f"data.window_turns={window_turns}",
         f"train.batch_size={batch_size}",
@@ -133,10 +146,15 @@ def trainer_config(*, vocab_size: int, window_turns: int, batch_size: int, seed:
     ])
 
 
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 def run_trainer(name: str, config: Config, *, train: Sequence[EncodedConversation],
-                tokenizer: Tokenizer, device: torch.device, autocast: bool
-                ) -> tuple[RunResult, HRED, Iterator[None]]:
-    """One epoch of `chatbot/train.py`'s per-step computation, a step per `next`."""
+                tokenizer: Tokenizer, device: torch.device, autocast: bool,
+                budget_s: float | None = None) -> tuple[RunResult, HRED, Iterator[None]]:
+    """One epoch (or `budget_s` of its own time) of `chatbot/train.py`'s per-step
+    computation, a step per `next`."""
     tc = config.train
     batcher = WindowBatcher(train, window_turns=config.data.window_turns,
                             batch_size=tc.batch_size, pad_id=tokenizer.pad_id,
@@ -145,6 +163,7 @@ def run_trainer(name: str, config: Config, *, train: Sequence[EncodedConversatio
     torch.manual_seed(tc.seed)
     random.seed(tc.seed)
     model = HRED(config.model, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
+    result.parameters, result.encoder_parameters = count(model), count(model.encoder.gru)
     model.to(device).train()
     optimizer = make_optimizer(model, tc)
     schedule = tc.max_epochs * batcher.steps_per_epoch()
@@ -155,11 +174,13 @@ def run_trainer(name: str, config: Config, *, train: Sequence[EncodedConversatio
     def steps() -> Iterator[None]:
         loss_sum = 0.0
         clock = PhaseClock(result, device)
-        batches = iter(timed(batcher.batches(0, seed=tc.seed), clock))
+        per_epoch = batcher.steps_per_epoch()
+        epochs = itertools.count() if budget_s else iter([0])
+        batches = iter(timed((b for e in epochs for b in batcher.batches(e, seed=tc.seed)), clock))
         for step in itertools.count():
             clock.resume()
             batch = next(batches, None)
-            if batch is None:
+            if batch is None or (budget_s and result.epoch_s >= budget_s):
                 break
             batch = batch.to(device)
             lr = tc.lr * lr_factor(step, warmup=tc.warmup_steps, total=schedule,
@@ -183,6 +204,7 @@ def run_trainer(name: str, config: Config, *, train: Sequence[EncodedConversatio
             clock.pause()
             yield
         result.train_loss = loss_sum / max(result.target_tokens, 1)
+        result.epochs = result.steps / max(per_epoch, 1)
 
     return result, model, steps()
 
@@ -191,17 +213,23 @@ def run_trainer(name: str, config: Config, *, train: Sequence[EncodedConversatio
 
 
 def run_reference(name: str, config: ref.ReferenceConfig, *, train: Sequence[ref.Pair],
-                  tokenizer: Tokenizer, device: torch.device, seed: int
+                  tokenizer: Tokenizer, device: torch.device, seed: int,
+                  budget_s: float | None = None
                   ) -> tuple[RunResult, ref.TutorialSeq2Seq, Iterator[None]]:
-    """One epoch of the tutorial's algorithm, a step per `next`."""
+    """One epoch (or `budget_s` of its own time) of the tutorial's algorithm, a step
+    per `next`."""
     result = RunResult(name, f"{config.batch_size} random pairs")
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = ref.TutorialSeq2Seq(config, vocab_size=tokenizer.vocab_size, bos_id=tokenizer.bos_id)
+    result.parameters, result.encoder_parameters = count(model), count(model.encoder.gru)
     model.to(device).train()
     optimizers = model.optimizers()
-    batches = ref.epoch_batches(train, batch_size=config.batch_size, seed=seed,
-                                pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
+    per_epoch = math.ceil(len(train) / config.batch_size)
+    epochs = itertools.count() if budget_s else iter([0])
+    batches = (b for e in epochs for b in ref.epoch_batches(
+        train, batch_size=config.batch_size, seed=seed + e, pad_id=tokenizer.pad_id,
+        eos_id=tokenizer.eos_id))
 
     def steps() -> Iterator[None]:
         loss_sum = 0.0
@@ -210,7 +238,7 @@ def run_reference(name: str, config: ref.ReferenceConfig, *, train: Sequence[ref
         while True:
             clock.resume()
             batch = next(timed_batches, None)
-            if batch is None:
+            if batch is None or (budget_s and result.epoch_s >= budget_s):
                 break
             nll, tokens = ref.train_step(model, optimizers, batch.to(device), rng, lap=clock.lap)
             loss_sum += nll
@@ -219,6 +247,7 @@ def run_reference(name: str, config: ref.ReferenceConfig, *, train: Sequence[ref
             clock.pause()
             yield
         result.train_loss = loss_sum / max(result.target_tokens, 1)
+        result.epochs = result.steps / per_epoch
 
     return result, model, steps()
 
@@ -232,17 +261,23 @@ def pairs_of(conversations: Sequence[EncodedConversation]) -> list[ref.Pair]:
 
 
 def load_data(args: argparse.Namespace) -> tuple[list[Conversation], list[Conversation]]:
+    """The training conversations (`--conversations`, 0 for all) and the held-out ones
+    (`--valid-conversations` of `--eval-split`, 0 for all)."""
     split = split_conversations(load_corpus(args.corpus), seed=0)
-    return split.train[: args.conversations], split.valid[: args.valid_conversations]
+    held = split.test if args.eval_split == "test" else split.valid
+    return (split.train[: args.conversations or None],
+            held[: args.valid_conversations or None])
 
 
 def report(results: Sequence[RunResult], info: dict[str, Any]) -> str:
-    header = (f"{'run':<28} {'batch':<26} {'steps':>5} {'tgt tokens':>10} {'epoch s':>8} "
-              f"{'tok/s':>8} {'cpu s':>7} {'train loss':>10} {'val ppl':>8}   phases s "
+    header = (f"{'run':<28} {'batch':<26} {'params':>11} {'steps':>5} {'epochs':>6} "
+              f"{'tgt tokens':>10} {'train s':>8} "
+              f"{'tok/s':>8} {'cpu s':>7} {'train loss':>10} {'ppl':>8}   phases s "
               f"({'/'.join(PHASES)})")
     lines = [
         f"corpus {info['corpus']}: {info['train_conversations']} train conversations "
-        f"({info['train_pairs']} pairs), {info['valid_conversations']} valid conversations "
+        f"({info['train_pairs']} pairs), {info['valid_conversations']} {info['eval_split']} "
+        "conversations "
         f"({info['valid_pairs']} pairs, {info['valid_tokens']} target tokens); "
         f"vocab {info['vocab_size']}; device {info['device']}, {info['threads']} threads",
         header,
@@ -251,14 +286,18 @@ def report(results: Sequence[RunResult], info: dict[str, Any]) -> str:
     for r in results:
         phases = "/".join(f"{r.phases_s[p]:.1f}" for p in PHASES)
         extra = "".join(f"  [{k} {v:.2f}]" for k, v in r.extra_val.items())
-        lines.append(f"{r.name:<28} {r.batch:<26} {r.steps:>5} {r.target_tokens:>10} "
+        params = f"{r.parameters / 1e6:.2f}M/{r.encoder_parameters / 1e6:.2f}M"
+        lines.append(f"{r.name:<28} {r.batch:<26} {params:>11} {r.steps:>5} {r.epochs:>6.2f} "
+                     f"{r.target_tokens:>10} "
                      f"{r.epoch_s:>8.1f} {r.tokens_per_s:>8.0f} {r.cpu_s:>7.1f} "
                      f"{r.train_loss:>10.3f} {r.val_ppl:>8.2f}   {phases}{extra}")
     base = results[-1]
     for r in results[:-1]:
         lines.append(f"{r.name} / {base.name}: tokens/s x{r.tokens_per_s / base.tokens_per_s:.2f}, "
                      f"tokens per CPU second x{r.tokens_per_cpu_s / base.tokens_per_cpu_s:.2f}, "
-                     f"val ppl {r.val_ppl:.2f} vs {base.val_ppl:.2f}")
+                     f"ppl {r.val_ppl:.2f} vs {base.val_ppl:.2f}")
+    lines.append("params: all / encoder GRU; ppl: on the held-out pairs (each utterance given "
+                 "the one before); [val_ppl_windows_k]: given up to k-1 earlier turns")
     return "\n".join(lines)
 
 
@@ -267,7 +306,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", default="chitchat")
     parser.add_argument("--conversations", type=int, default=400,
                         help="training conversations (default 400)")
-    parser.add_argument("--valid-conversations", type=int, default=40)
+    parser.add_argument("--valid-conversations", type=int, default=40,
+                        help="held-out conversations to measure on (0: all)")
+    parser.add_argument("--eval-split", choices=("valid", "test"), default="valid")
+    parser.add_argument("--hidden-size", type=int, default=500, help="(a)'s hidden size")
+    parser.add_argument("--budget-minutes", type=float, default=None,
+                        help="train each run this long (its own time) instead of one epoch")
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--max-tokens", type=int, default=32,
                         help="utterances are cut to this many tokens before <eos>")
@@ -277,8 +321,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-autocast", action="store_true",
                         help="(a) in float32 on CUDA too (train.py uses bf16 autocast there)")
-    parser.add_argument("--skip", choices=("windows", "reference"), action="append", default=[],
-                        help="leave out (a) with 8-turn windows, or (b)")
+    parser.add_argument("--skip", choices=("twoturn", "windows", "reference"), action="append",
+                        default=[], help="leave out (a) with 2-turn or 8-turn windows, or (b)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 5 train and 2 valid conversations")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -309,14 +353,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                              eos_id=tokenizer.eos_id)
 
     windows_batch = max(1, round(args.batch_pairs / 7))
-    trainer_runs = [("(a) trainer, 2-turn windows", 2, args.batch_pairs)]
+    budget_s = args.budget_minutes * 60 if args.budget_minutes else None
+    trainer_runs = []
+    if "twoturn" not in args.skip:
+        trainer_runs.append(("(a) trainer, 2-turn windows", 2, args.batch_pairs))
     if "windows" not in args.skip:
         trainer_runs.append(("(a) trainer, 8-turn windows", 8, windows_batch))
     reference = ref.ReferenceConfig(batch_size=args.batch_pairs)
 
     def configure(k: int, batch_size: int) -> Config:
         return trainer_config(vocab_size=args.vocab_size, window_turns=k,
-                              batch_size=batch_size, seed=args.seed)
+                              batch_size=batch_size, seed=args.seed,
+                              hidden_size=args.hidden_size)
 
     # Untimed: the first steps of a process pay one-off costs (allocator, kernels, caches).
     interleave([
@@ -330,11 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, k, batch_size in trainer_runs:
         runs.append((k, batch_size, *run_trainer(name, configure(k, batch_size), train=train,
                                                  tokenizer=tokenizer, device=device,
-                                                 autocast=autocast)))
+                                                 autocast=autocast, budget_s=budget_s)))
     ref_run = None
     if "reference" not in args.skip:
         ref_run = run_reference("(b) tutorial reference", reference, train=train_pairs,
-                                tokenizer=tokenizer, device=device, seed=args.seed)
+                                tokenizer=tokenizer, device=device, seed=args.seed,
+                                budget_s=budget_s)
     interleave([run[-1] for run in runs] + ([ref_run[2]] if ref_run else []))
 
     results = []
@@ -359,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "corpus": args.corpus,
         "train_conversations": len(train_convs),
         "valid_conversations": len(valid_convs),
+        "eval_split": args.eval_split,
         "train_pairs": len(train_pairs),
         "train_target_tokens": sum(len(t) + 1 for _, t in train_pairs),
         "valid_pairs": len(valid_pairs),
@@ -373,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     mismatched = [r.name for r in results if r.target_tokens != info["train_target_tokens"]]
-    if mismatched:
+    if mismatched and not budget_s:
         print(f"warning: target tokens differ from the pairs' in {mismatched}", file=sys.stderr)
     print(report(results, info))
     if args.json:

@@ -8,8 +8,10 @@ from chatbot.botdir import check_bot, default_bot_dir, load_bot
 from chatbot.intents import IntentMatcher
 from chatbot.intents.decide import decide
 from chatbot.intents.evaluate import evaluate_intents, load_cases
+from chatbot.intents.text import normalize
 
 PARAPHRASES = Path(__file__).parent / "paraphrases.yml"
+FRESH = Path(__file__).parent / "fresh_paraphrases.yml"
 REQUIRED = ("greet", "goodbye", "thanks", "bot_identity", "how_are_you", "help", "user_name")
 
 
@@ -34,16 +36,29 @@ def test_the_default_bot_checks_clean_apart_from_the_model() -> None:
     assert problems == []
 
 
+def test_no_held_out_line_is_an_example_after_normalisation() -> None:
+    examples = {normalize(text) for intent in load_bot().intents.intents
+                for text in (*intent.examples, *intent.negative_examples)}
+    tuned = [normalize(text) for text, _ in load_cases(PARAPHRASES)]
+    fresh = [normalize(text) for text, _ in load_cases(FRESH)]
+    assert [t for t in tuned + fresh if t in examples] == []
+    assert set(tuned).isdisjoint(fresh)
+    assert len(set(tuned)) == len(tuned) == 142 and len(set(fresh)) == len(fresh) == 114
+
+
 def test_paraphrase_accuracy_of_the_default_intents() -> None:
-    report = evaluate_intents(load_bot().intents, load_cases(PARAPHRASES))
-    assert (report.total, report.in_scope, report.out_of_scope) == (156, (78, 108), (46, 48))
-    assert round(report.accuracy, 3) == 0.795
-    wrong = [(text, expected, chosen) for text, expected, chosen in report.errors if chosen]
-    assert wrong == [
-        ("what am i called", "ask_user_name", "user_name"),
-        ("tell me about it", None, "bot_identity"),
-        ("what do you think", None, "help"),
-    ]
+    """Floors, not pins: the tuned set (the intents' negative examples were chosen
+    by reading its errors) and the fresh set (never tuned on)."""
+    bot = load_bot()
+    tuned = evaluate_intents(bot.intents, load_cases(PARAPHRASES))
+    assert (tuned.total, tuned.in_scope[1], tuned.out_of_scope[1]) == (142, 94, 48)
+    assert tuned.accuracy >= 0.75 and tuned.in_scope[0] >= 60 and tuned.out_of_scope[0] >= 45
+    fresh = evaluate_intents(bot.intents, load_cases(FRESH))
+    assert (fresh.total, fresh.in_scope[1], fresh.out_of_scope[1]) == (114, 76, 38)
+    assert fresh.accuracy >= 0.55 and fresh.in_scope[0] >= 26 and fresh.out_of_scope[0] >= 36
+    for report in (tuned, fresh):  # a miss falls through to the model; a wrong intent is worse
+        wrong = [(text, chosen) for text, _, chosen in report.errors if chosen]
+        assert len(wrong) <= 4, wrong
 
 
 def test_the_negative_examples_leave_near_miss_questions_to_the_model() -> None:
