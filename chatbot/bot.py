@@ -21,14 +21,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from chatbot.botdir import BotDefinition, load_bot
 from chatbot.config import DecodeConfig
 from chatbot.dialogue import DialogueManager, Reply, ReplyGenerator
-from chatbot.errors import BatchError, BotMismatchError, SessionConflictError, SessionError
+from chatbot.errors import (
+    BatchError,
+    BotMismatchError,
+    SessionConflictError,
+    SessionError,
+    TurnMismatchError,
+)
 from chatbot.intents import IntentSet
 from chatbot.session import (
     Event,
@@ -181,13 +187,21 @@ class Chatbot:
         return self.send_batch([(session, text)], decode=decode)[0]
 
     def send_batch(
-        self, items: Iterable[tuple[Session, str]], *, decode: DecodeConfig | None = None
+        self,
+        items: Iterable[tuple[Session, str]],
+        *,
+        decode: DecodeConfig | None = None,
+        turns: Sequence[int | None] | None = None,
     ) -> list[Reply]:
         """Replies for many (session, text) pairs, decoded together.
 
         Each round of distinct sessions is one batched decode; a session that appears
         again goes to the next round, so its turns stay in order. `decode` replaces
-        the bot's decoding settings for these turns only.
+        the bot's decoding settings for these turns only. `turns`, one per item,
+        makes a turn conditional: item i is answered only if its session, caught up
+        with the store, is at turn `turns[i]` (None: any), else it fails with a
+        `TurnMismatchError`. A client that retries a turn whose answer it never
+        received (a dropped connection) gets the error, not a second answer.
 
         Raises:
             SessionError: the one item's error, for a batch of one.
@@ -197,6 +211,9 @@ class Chatbot:
         pairs = list(items)
         for session, _ in pairs:
             self._check_owned(session)
+        expected = list(turns) if turns is not None else [None] * len(pairs)
+        if len(expected) != len(pairs):
+            raise ValueError(f"{len(pairs)} items but {len(expected)} expected turns")
         replies: dict[int, Reply] = {}
         errors: dict[int, SessionError] = {}
         attempts = [0] * len(pairs)
@@ -208,7 +225,8 @@ class Chatbot:
                 if pairs[index][0].id not in seen:
                     now.append(index)
                     seen.add(pairs[index][0].id)
-            answered = self._round([pairs[index] for index in now], decode)
+            answered = self._round([pairs[index] for index in now], decode,
+                                   [expected[index] for index in now])
             for index, result in zip(now, answered, strict=True):
                 if isinstance(result, Reply):
                     replies[index] = result
@@ -265,7 +283,8 @@ class Chatbot:
                         raise
 
     def _round(
-        self, items: list[tuple[Session, str]], decode: DecodeConfig | None
+        self, items: list[tuple[Session, str]], decode: DecodeConfig | None,
+        turns: list[int | None],
     ) -> list[Reply | SessionError]:
         """One batched turn of distinct sessions. Each session's turn is saved on
         its own: a session whose save fails is rolled back and gets its error in
@@ -275,17 +294,20 @@ class Chatbot:
             for session in sessions:
                 held.enter_context(session.lock)
             held.enter_context(self.store.hold([s.id for s in sessions]))
-            return self._answer(items, decode)
+            return self._answer(items, decode, turns)
 
     def _answer(
-        self, items: list[tuple[Session, str]], decode: DecodeConfig | None
+        self, items: list[tuple[Session, str]], decode: DecodeConfig | None,
+        turns: list[int | None],
     ) -> list[Reply | SessionError]:
         """`_round` with the sessions held."""
         caught_up: list[tuple[Session, str]] = []
         failed: dict[str, SessionError] = {}
-        for session, text in items:
+        for (session, text), turn in zip(items, turns, strict=True):
             try:
                 self._catch_up(session)
+                if turn is not None and session.turn != turn:
+                    raise TurnMismatchError(session.id, turn, session.turn)
                 caught_up.append((session, text))
             except SessionError as exc:
                 failed[session.id] = exc

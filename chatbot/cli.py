@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatbot", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     _add_chat_command(commands)
+    _add_serve_command(commands)
 
     train = commands.add_parser("train", help="train a model")
     train.add_argument("--config", default="default", help="preset name or YAML file")
@@ -389,6 +390,64 @@ def _add_chat_command(commands: Any) -> None:
     chat.add_argument("--store", metavar="FILE", help="SQLite session store "
                       "(default: $XDG_DATA_HOME/chatbot/sessions.sqlite3)")
     chat.set_defaults(run=_chat)
+
+
+def _add_serve_command(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve", help="serve a bot over HTTP (needs the serve extra)",
+        description="Serve a bot over HTTP: a JSON API (docs/http.md) and a web chat page "
+        "at /. Needs: pip install -e '.[serve]'.",
+    )
+    serve.add_argument("bot", nargs="?", metavar="BOT_DIR", help="bot directory "
+                       "(default: the packaged default bot)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: "
+                       "127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes over one "
+                       "session store (default 1)")
+    serve.add_argument("--store", metavar="FILE", help="SQLite session store "
+                       "(default: $XDG_DATA_HOME/chatbot/sessions.sqlite3)")
+    serve.add_argument("--token", help="bearer token every route but /healthz and / needs "
+                       "(default: $CHATBOT_TOKEN; none when unset)")
+    serve.add_argument("--batch-window-ms", type=float, default=5.0, metavar="MS",
+                       help="how long the first turn of a batch waits for others (default 5)")
+    serve.add_argument("--max-batch", type=int, default=64, help="largest batch (default 64)")
+    serve.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
+                       help="allow browser calls from ORIGIN (repeatable; default: none)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    try:
+        import uvicorn
+
+        from chatbot.serve.app import OPTIONS_ENV, TOKEN_ENV, ServeOptions
+    except ImportError as exc:
+        raise ConfigError(f"chatbot serve needs the serve extra ({exc.name} is missing): "
+                          "pip install -e '.[serve]'") from None
+    from chatbot.botdir import load_bot
+
+    if args.workers < 1 or args.max_batch < 1 or args.batch_window_ms < 0:
+        raise ConfigError("--workers and --max-batch must be >= 1, --batch-window-ms >= 0")
+    load_bot(args.bot)  # a bad bot directory fails here, before any worker starts
+    options = ServeOptions(
+        bot=str(Path(args.bot).resolve()) if args.bot else None,
+        store=str(Path(args.store).resolve()) if args.store else None,
+        token=args.token or os.environ.get(TOKEN_ENV) or None,
+        window_ms=args.batch_window_ms,
+        max_batch=args.max_batch,
+        cors=tuple(args.cors),
+    )
+    os.environ[OPTIONS_ENV] = json.dumps(dataclasses.asdict(options))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    uvicorn.run("chatbot.serve.app:create_app_from_env", factory=True, host=args.host,
+                port=args.port, workers=args.workers, log_level=args.log_level)
+    return EXIT_OK
 
 
 def _chat(args: argparse.Namespace) -> int:

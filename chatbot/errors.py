@@ -102,6 +102,17 @@ class SessionConflictError(SessionError):
     again; the error reaches a caller only when its retries run out."""
 
 
+class TurnMismatchError(SessionError):
+    """A turn sent with an expected turn number that the session is not at (a
+    retry of a turn that was answered already, or a client that is behind)."""
+
+    def __init__(self, session_id: str, expected: int, actual: int) -> None:
+        self.session_id, self.expected, self.actual = session_id, expected, actual
+        super().__init__(
+            f"session {session_id!r} is at turn {actual}, not {expected}"
+        )
+
+
 class BatchError(SessionError):
     """Some turns of a `send_batch` failed; the others were answered and stored.
 

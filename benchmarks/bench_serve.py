@@ -1,0 +1,238 @@
+"""Load test of `chatbot serve`: concurrent clients against sequential requests.
+
+Starts `chatbot serve` on 127.0.0.1 (a free port, a fresh session store), then
+  1. concurrent: `--clients` clients, each with a session of its own, send
+     `--turns` turns each, as fast as their replies come back;
+  2. sequential: the same number of turns (new sessions, the same texts), one
+     request at a time;
+and checks afterwards that every session in the store holds exactly its turns,
+in order, each answered once. With `--kill-worker` (and `--workers 2`) one
+worker is killed with SIGKILL a third of the way through the concurrent phase;
+clients retry a failed request with the same `turn`, so a turn the dead worker
+stored is not answered twice.
+
+    python benchmarks/bench_serve.py                      # 64 x 20 on the default bot
+    python benchmarks/bench_serve.py --workers 2 --kill-worker --skip-sequential
+    python benchmarks/bench_serve.py --clients 8 --turns 3 --bot tests-bot  # a smoke run
+
+Only ever talks to 127.0.0.1. Prints throughput (replies/s), p50/p95 latency,
+the mean batch size (from the server's /metrics; with several workers, from
+the worker that answered the scrape) and the concurrent/sequential ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from chatbot.session import SQLiteStore
+
+HERE = Path(__file__).parent
+
+
+def texts() -> list[str]:
+    """User lines of the development contexts (written for this project)."""
+    contexts = yaml.safe_load((HERE / "judged" / "dev_contexts.yml").read_text("utf-8"))
+    return [turn for c in contexts["contexts"] for turn in c["turns"][0::2]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(args: argparse.Namespace, store: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "chatbot", "serve", *([args.bot] if args.bot else []),
+               "--port", str(port), "--store", str(store), "--workers", str(args.workers),
+               "--batch-window-ms", str(args.window_ms), "--log-level", "warning"]
+    server = subprocess.Popen(command, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}")
+    raise SystemExit("the server did not come up in 120 s")
+
+
+def workers_of(pid: int) -> list[int]:
+    """The server's worker processes (children of the uvicorn supervisor)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        found += [int(c) for c in children]
+    return [c for c in found if "chatbot" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")
+            or "multiprocessing" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
+
+
+async def chat(client: httpx.AsyncClient, lines: list[str], latencies: list[float],
+               counts: dict[str, int]) -> str:
+    """One client: a new session, then its turns one after another; returns the id."""
+    session_id = (await request(client, "POST", "/v1/sessions", {}, counts))["id"]
+    for turn, text in enumerate(lines):
+        start = time.perf_counter()
+        reply = await request(client, "POST", f"/v1/sessions/{session_id}/messages",
+                              {"text": text, "turn": turn}, counts)
+        latencies.append(time.perf_counter() - start)
+        counts["replayed"] += bool(reply.get("replayed"))
+    return str(session_id)
+
+
+async def request(client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any],
+                  counts: dict[str, int]) -> dict[str, Any]:
+    """A request, retried after a dropped connection or a 5xx (at most 20 times)."""
+    for attempt in range(20):
+        try:
+            response = await client.request(method, path, json=body)
+        except httpx.TransportError:
+            counts["retries"] += 1
+            await asyncio.sleep(0.05 * (attempt + 1))
+            continue
+        if response.status_code >= 500:
+            counts["retries"] += 1
+            await asyncio.sleep(0.05 * (attempt + 1))
+            continue
+        if response.status_code >= 400:
+            counts["errors"] += 1
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+        data: dict[str, Any] = response.json()
+        return data
+    counts["errors"] += 1
+    raise RuntimeError(f"{method} {path}: no answer after 20 attempts")
+
+
+def batch_stats(port: int) -> tuple[float, float]:
+    """(sum, count) of the server's batch-size histogram."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    total = float(re.search(r"^chatbot_batch_size_sum (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    count = float(re.search(r"^chatbot_batch_size_count (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    return total, count
+
+
+async def phase(port: int, plans: list[list[str]], concurrency: int, server_pid: int,
+                kill_after: int | None) -> dict[str, Any]:
+    latencies: list[float] = []
+    counts = {"retries": 0, "errors": 0, "replayed": 0, "killed": 0}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
+                                 timeout=60) as client:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(lines: list[str]) -> str:
+            async with semaphore:
+                return await chat(client, lines, latencies, counts)
+
+        async def killer() -> None:
+            while kill_after is not None and len(latencies) < kill_after:
+                await asyncio.sleep(0.01)
+            workers = workers_of(server_pid)
+            if workers:
+                os.kill(workers[0], signal.SIGKILL)
+                counts["killed"] = workers[0]
+
+        start = time.perf_counter()
+        tasks = [asyncio.create_task(one(lines)) for lines in plans]
+        kill = asyncio.create_task(killer()) if kill_after is not None else None
+        ids = await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+        if kill is not None:
+            await kill
+    ordered = sorted(latencies)
+    return {
+        "turns": len(latencies),
+        "seconds": round(elapsed, 2),
+        "replies_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(1000 * statistics.median(ordered), 1),
+        "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1),
+        **counts,
+        "ids": ids,
+    }
+
+
+def check_store(store: Path, ids: list[str], plans: list[list[str]]) -> list[str]:
+    """Problems: a session whose stored user turns are not its plan, or a turn not
+    answered exactly once."""
+    problems = []
+    db = SQLiteStore(store)
+    for session_id, lines in zip(ids, plans, strict=True):
+        stored = db.load(session_id)
+        events = stored["events"] if stored else []
+        said = [e["text"] for e in events if e["type"] == "user"]
+        kinds = "".join("u" if e["type"] == "user" else "b" for e in events
+                        if e["type"] in ("user", "bot"))
+        if said != [" ".join(t.split())[:1000] for t in lines] or kinds != "ub" * len(lines):
+            problems.append(f"{session_id}: {len(said)} user turns stored, pattern {kinds[:60]}")
+    db.close()
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bot", help="bot directory (default: the packaged default bot)")
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--window-ms", type=float, default=5.0)
+    parser.add_argument("--kill-worker", action="store_true")
+    parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    pool = texts()
+    plans = [[pool[(c * 7 + t) % len(pool)] for t in range(args.turns)]
+             for c in range(args.clients)]
+    with tempfile.TemporaryDirectory() as folder:
+        store, port = Path(folder) / "sessions.sqlite3", free_port()
+        server = start_server(args, store, port)
+        try:
+            kill_after = args.clients * args.turns // 3 if args.kill_worker else None
+            # Untimed warm-up: the first turns load the reply index and warm the caches.
+            asyncio.run(phase(port, [pool[:3]] * 4, 4, server.pid, None))
+            before = batch_stats(port)
+            concurrent = asyncio.run(phase(port, plans, args.clients, server.pid, kill_after))
+            after = batch_stats(port)
+            count = after[1] - before[1]
+            concurrent["mean_batch"] = round((after[0] - before[0]) / count, 2) if count else None
+            results: dict[str, Any] = {"concurrent": concurrent}
+            if not args.skip_sequential:
+                results["sequential"] = asyncio.run(phase(port, plans, 1, server.pid, None))
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+        problems = []
+        for name, result in results.items():
+            problems += [f"{name}: {p}" for p in check_store(store, result.pop("ids"), plans)]
+    if "sequential" in results:
+        results["ratio"] = round(results["concurrent"]["replies_per_s"]
+                                 / results["sequential"]["replies_per_s"], 2)
+    results["store_problems"] = problems
+    results["setup"] = {"clients": args.clients, "turns": args.turns, "workers": args.workers,
+                        "window_ms": args.window_ms, "kill_worker": args.kill_worker,
+                        "cpu_count": os.cpu_count()}
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 1 if problems or any(r.get("errors") for r in results.values()
+                                if isinstance(r, dict)) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,364 @@
+"""The HTTP API: a bot's sessions as JSON resources, on Starlette.
+
+    POST   /v1/sessions                    {"id"?}              -> 201 {"id", "created"}
+    POST   /v1/sessions/{id}/messages      {"text", "trace"?, "turn"?} -> the reply
+    GET    /v1/sessions/{id}               -> session.to_dict()
+    DELETE /v1/sessions/{id}               -> reset (the id stays)
+    GET    /healthz  /metrics  /openapi.json  /  (the chat page)
+
+Every error is JSON, `{"error": {"status", "message"}}`, with a 4xx status for
+bad input and never a traceback. With a token, every route but `/healthz` and
+the page (static, holding no data) needs `Authorization: Bearer TOKEN`.
+docs/http.md documents the API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chatbot.bot import Chatbot
+from chatbot.dialogue import Reply
+from chatbot.errors import SessionError, TurnMismatchError
+from chatbot.render import one_line
+from chatbot.serve.batching import MicroBatcher, UnknownSessionError
+from chatbot.serve.openapi import openapi
+from chatbot.session import SESSION_VERSION
+
+log = logging.getLogger("chatbot.serve")
+
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
+"""A session id: 1 to 128 characters, letters, digits and `_.:@-`, not starting
+with punctuation."""
+MAX_BODY = 16 * 1024
+TOKEN_ENV = "CHATBOT_TOKEN"
+OPTIONS_ENV = "CHATBOT_SERVE_OPTIONS"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How `chatbot serve` runs (also passed to each worker process as JSON).
+
+    Attributes:
+        bot: the bot directory (None: the packaged default bot).
+        store: the SQLite session store (None: the default file).
+        token: the bearer token every route but `/healthz` and `/` needs (None: none).
+        window_ms: how long the first turn of a batch waits for others.
+        max_batch: the largest batch.
+        max_body: the largest request body in bytes (larger: 413).
+        cors: origins allowed to call the API from a browser (none by default).
+    """
+
+    bot: str | None = None
+    store: str | None = None
+    token: str | None = None
+    window_ms: float = 5.0
+    max_batch: int = 64
+    max_body: int = MAX_BODY
+    cors: tuple[str, ...] = field(default=())
+
+
+class ApiError(Exception):
+    """An error answered as `{"error": {"status", "message"}}`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Metrics:
+    """The Prometheus series of one app (its own registry)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("chatbot_http_requests", "HTTP requests answered",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "chatbot_http_request_seconds", "Time to answer a request", ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry)
+        self.batch = Histogram("chatbot_batch_size", "Turns decoded together",
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
+        self.replies = Counter("chatbot_replies", "Replies by source", ["source"],
+                               registry=self.registry)
+
+
+class MetricsMiddleware:
+    """Counts each request by route template, method and status, and times it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[Route]) -> None:
+        self.app, self.metrics, self.routes = app, metrics, routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = next((r.path for r in self.routes if r.matches(scope)[0] != Match.NONE),
+                     "other")
+        status = 500
+        start = time.perf_counter()
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+
+
+def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
+    """The ASGI app serving `bot` (its store holds the sessions)."""
+    options = options or ServeOptions()
+    metrics = Metrics()
+    batcher = MicroBatcher(bot, window_s=options.window_ms / 1000, max_batch=options.max_batch,
+                           on_batch=metrics.batch.observe)
+    page = resources.files("chatbot.serve").joinpath("static/index.html").read_text("utf-8")
+    spec = openapi(bot.name)
+
+    def guarded(handler: Callable[[Request], Awaitable[Response]]
+                ) -> Callable[[Request], Awaitable[Response]]:
+        async def checked(request: Request) -> Response:
+            if options.token is not None:
+                given = request.headers.get("authorization", "")
+                expected = f"Bearer {options.token}"
+                if not hmac.compare_digest(given.encode(), expected.encode()):
+                    return _error(401, "a bearer token is needed: Authorization: Bearer TOKEN",
+                                  headers={"WWW-Authenticate": "Bearer"})
+            return await handler(request)
+
+        return checked
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "bot": bot.name})
+
+    async def metrics_route(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi_route(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def create(request: Request) -> Response:
+        body = await _json_body(request, options.max_body, allow_empty=True)
+        _only(body, {"id"})
+        wanted = body.get("id")
+        if wanted is not None and not isinstance(wanted, str):
+            raise ApiError(422, "'id' must be a string")
+        session_id = _session_id(wanted) if wanted is not None else uuid.uuid4().hex
+        created = await batcher.call(_create, bot, session_id)
+        return JSONResponse({"id": session_id, "created": created},
+                            status_code=201 if created else 200)
+
+    async def message(request: Request) -> Response:
+        session_id = _session_id(request.path_params["session_id"])
+        body = await _json_body(request, options.max_body)
+        _only(body, {"text", "trace", "turn"})
+        text, trace, turn = body.get("text"), body.get("trace", False), body.get("turn")
+        if not isinstance(text, str):
+            raise ApiError(422, "'text' must be a string")
+        if not isinstance(trace, bool):
+            raise ApiError(422, "'trace' must be true or false")
+        if turn is not None and (type(turn) is not int or turn < 0):
+            raise ApiError(422, "'turn' must be a whole number >= 0")
+        try:
+            reply = await batcher.send(session_id, text, turn=turn)
+        except UnknownSessionError as exc:
+            raise ApiError(404, str(exc)) from None
+        except TurnMismatchError as exc:
+            if exc.actual > exc.expected:  # answered already: a retry gets that answer
+                stored = await batcher.call(bot.store.load, session_id)
+                answered = _answer_of(stored, exc.expected)
+                if answered is not None:
+                    return JSONResponse(answered)
+            raise ApiError(409, str(exc)) from None
+        except SessionError as exc:
+            raise ApiError(503, f"the turn was not stored: {exc}") from None
+        metrics.replies.labels(reply.source).inc()
+        return JSONResponse(_reply_dict(reply, session_id, trace))
+
+    async def get_session(request: Request) -> Response:
+        session_id = _session_id(request.path_params["session_id"])
+        stored = await batcher.call(bot.store.load, session_id)
+        if stored is None:
+            raise ApiError(404, f"no session {session_id!r}")
+        return JSONResponse({**stored, "bot": bot.identity})
+
+    async def reset(request: Request) -> Response:
+        session_id = _session_id(request.path_params["session_id"])
+        try:
+            await batcher.call(lambda: batcher.session(session_id).reset())
+        except UnknownSessionError as exc:
+            raise ApiError(404, str(exc)) from None
+        return JSONResponse({"id": session_id, "reset": True})
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", guarded(metrics_route), methods=["GET"]),
+        Route("/openapi.json", guarded(openapi_route), methods=["GET"]),
+        Route("/v1/sessions", guarded(create), methods=["POST"]),
+        Route("/v1/sessions/{session_id}", guarded(get_session), methods=["GET"]),
+        Route("/v1/sessions/{session_id}", guarded(reset), methods=["DELETE"]),
+        Route("/v1/sessions/{session_id}/messages", guarded(message), methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics, routes=routes)]
+    if options.cors:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(options.cors),
+                                     allow_methods=["GET", "POST", "DELETE"],
+                                     allow_headers=["Authorization", "Content-Type"]))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.batcher, app.state.metrics = batcher, metrics
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """The app a worker process serves: `ServeOptions` from `$CHATBOT_SERVE_OPTIONS`."""
+    raw = json.loads(os.environ.get(OPTIONS_ENV, "{}"))
+    options = ServeOptions(**{**raw, "cors": tuple(raw.get("cors", ()))})
+    if options.token is None and os.environ.get(TOKEN_ENV):
+        options = ServeOptions(**{**asdict(options), "token": os.environ[TOKEN_ENV]})
+    bot = Chatbot.load(options.bot, store=options.store)
+    return create_app(bot, options)
+
+
+def _create(bot: Chatbot, session_id: str) -> bool:
+    if bot.store.load_since(session_id, 0) is not None:
+        return False
+    bot.restore({"version": SESSION_VERSION, "id": session_id, "events": [], "state": None})
+    return True
+
+
+def _answer_of(stored: dict[str, Any] | None, turn: int) -> dict[str, Any] | None:
+    """The stored reply to user turn number `turn` (0-based), as a replayed reply."""
+    if stored is None:
+        return None
+    seen = -1
+    for event in stored["events"]:
+        if event["type"] == "user":
+            seen += 1
+        elif event["type"] == "bot" and seen == turn:
+            return {"text": one_line(event["text"]), "source": event["source"],
+                    "intent": event["intent"], "confidence": None, "session": stored["id"],
+                    "turn": turn, "replayed": True}
+    return None
+
+
+def _reply_dict(reply: Reply, session_id: str, trace: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "text": one_line(reply.text),
+        "source": reply.source,
+        "intent": reply.intent,
+        "confidence": round(reply.confidence, 6),
+        "session": session_id,
+    }
+    if trace:
+        data["trace"] = {**reply.trace.to_dict(), "explain": str(reply.trace)}
+    return data
+
+
+def _session_id(raw: str) -> str:
+    if not SESSION_ID.fullmatch(raw):
+        raise ApiError(400, "a session id is 1 to 128 letters, digits or _.:@- "
+                            "and starts with a letter or digit")
+    return raw
+
+
+async def _json_body(request: Request, limit: int, *, allow_empty: bool = False
+                     ) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip() and allow_empty:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "the body must be a JSON object")
+    return body
+
+
+def _only(body: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise ApiError(422, f"unknown fields {extra}; allowed: {sorted(allowed)}")
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error(exc.status, exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, exc.detail, headers=dict(exc.headers or {}))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error answering %s %s", request.method, request.url.path)
+    return _error(500, "internal error (logged on the server)")

@@ -1,0 +1,184 @@
+"""Micro-batching: the turns that arrive within a few milliseconds share one decode.
+
+Requests queue on the event loop; one worker thread answers them, a batch at a
+time, with `Chatbot.send_batch`, so the event loop stays free (`/healthz`
+answers while a batch decodes). A batch starts when the first turn has waited
+`window_s` or `max_batch` turns are waiting; turns that arrive while a batch
+decodes form the next one. One session's turns keep their order: the worker
+answers batches in arrival order, and `send_batch` answers a session's repeats
+in later rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from chatbot.bot import Chatbot
+from chatbot.dialogue import Reply
+from chatbot.errors import BatchError, SessionError
+from chatbot.session import Session
+
+T = TypeVar("T")
+MAX_SESSIONS = 4096
+"""Session objects kept between turns (least recently used go; they reload from the store)."""
+
+
+class UnknownSessionError(SessionError):
+    """A turn for a session id the store does not hold."""
+
+
+@dataclass
+class _Turn:
+    session_id: str
+    text: str
+    turn: int | None
+    future: asyncio.Future[Reply | SessionError]
+    loop: asyncio.AbstractEventLoop
+
+
+class MicroBatcher:
+    """Answers turns in batches on one worker thread.
+
+    Args:
+        bot: the bot; its store must exist for every session id sent.
+        window_s: how long the first turn of a batch waits for others.
+        max_batch: the largest batch.
+        on_batch: called on the worker thread with each batch's size.
+    """
+
+    def __init__(self, bot: Chatbot, *, window_s: float = 0.005, max_batch: int = 64,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        self.bot = bot
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self.on_batch = on_batch
+        self._queue: collections.deque[_Turn] = collections.deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, "chatbot-batch")
+        self._sessions: collections.OrderedDict[str, Session] = collections.OrderedDict()
+        self._sessions_lock = threading.Lock()
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True)
+
+    async def send(self, session_id: str, text: str, *, turn: int | None = None) -> Reply:
+        """The reply to `text` in the stored session `session_id`.
+
+        Raises:
+            UnknownSessionError: the store holds no such session.
+            TurnMismatchError: `turn` is given and the session is not at it.
+            SessionError: the turn could not be stored (the session is unchanged).
+        """
+        assert self._wake is not None, "start() the batcher first"
+        loop = asyncio.get_running_loop()
+        item = _Turn(session_id, text, turn, loop.create_future(), loop)
+        self._queue.append(item)
+        self._wake.set()
+        result = await item.future
+        if isinstance(result, SessionError):
+            raise result
+        return result
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Runs `function(*args)` on the worker thread, between batches."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    def session(self, session_id: str) -> Session:
+        """The session object for a stored id (cached; it catches up by itself).
+
+        Raises:
+            UnknownSessionError: the store holds no such session.
+        """
+        with self._sessions_lock:
+            found = self._sessions.get(session_id)
+            if found is not None:
+                self._sessions.move_to_end(session_id)
+                return found
+        if self.bot.store.load_since(session_id, 0) is None:
+            raise UnknownSessionError(f"no session {session_id!r}")
+        session = self.bot.session(session_id)
+        with self._sessions_lock:
+            self._sessions[session_id] = session
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+        return session
+
+    def forget(self, session_id: str) -> None:
+        with self._sessions_lock:
+            self._sessions.pop(session_id, None)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            if len(self._queue) < self.max_batch:
+                await asyncio.sleep(self.window_s)
+            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            if not self._queue:
+                self._wake.clear()
+            if batch:
+                await loop.run_in_executor(self._executor, self._answer, batch)
+
+    def _answer(self, batch: list[_Turn]) -> None:
+        """On the worker thread: one `send_batch` for the turns whose sessions exist."""
+        results: list[Reply | SessionError | None] = [None] * len(batch)
+        ready: list[int] = []
+        sessions: list[Session] = []
+        for index, item in enumerate(batch):
+            try:
+                sessions.append(self.session(item.session_id))
+                ready.append(index)
+            except SessionError as exc:
+                results[index] = exc
+        if ready:
+            if self.on_batch is not None:
+                self.on_batch(len(ready))
+            pairs = [(s, batch[i].text) for s, i in zip(sessions, ready, strict=True)]
+            try:
+                replies: list[Reply | None] = list(
+                    self.bot.send_batch(pairs, turns=[batch[i].turn for i in ready]))
+                errors: dict[int, SessionError] = {}
+            except BatchError as exc:
+                replies, errors = exc.replies, exc.errors
+            except SessionError as exc:  # a batch of one
+                replies, errors = [None], {0: exc}
+            except Exception as exc:  # noqa: BLE001 - every waiting request gets an answer
+                replies, errors = [None] * len(ready), {}
+                for item in (batch[i] for i in ready):
+                    item.loop.call_soon_threadsafe(_fail, item.future, exc)
+                ready = []
+            for position, index in enumerate(ready):
+                results[index] = replies[position] if position not in errors else errors[position]
+                if isinstance(results[index], SessionError) and "deleted" in str(results[index]):
+                    self.forget(batch[index].session_id)
+        for item, result in zip(batch, results, strict=True):
+            if result is not None:
+                item.loop.call_soon_threadsafe(_settle, item.future, result)
+
+
+def _settle(future: asyncio.Future[Reply | SessionError], result: Reply | SessionError) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Reply | SessionError], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
