@@ -3,8 +3,8 @@
 Starts `chatbot serve` on 127.0.0.1 (a free port, a fresh session store), then
   1. concurrent: `--clients` clients, each with a session of its own, send
      `--turns` turns each, as fast as their replies come back;
-  2. sequential: the same number of turns (new sessions, the same texts), one
-     request at a time;
+  2. sequential: the same turns (on a fresh server, so no cache is shared),
+     one request at a time;
 and checks afterwards that every session in the store holds exactly its turns,
 in order, each answered once. With `--kill-worker` (and `--workers 2`) one
 worker is killed with SIGKILL a third of the way through the concurrent phase;
@@ -13,7 +13,7 @@ stored is not answered twice.
 
     python benchmarks/bench_serve.py                      # 64 x 20 on the default bot
     python benchmarks/bench_serve.py --workers 2 --kill-worker --skip-sequential
-    python benchmarks/bench_serve.py --clients 8 --turns 3 --bot tests-bot  # a smoke run
+    python benchmarks/bench_serve.py --clients 8 --turns 3      # a smoke run
 
 Only ever talks to 127.0.0.1. Prints throughput (replies/s), p50/p95 latency,
 the mean batch size (from the server's /metrics; with several workers, from
@@ -45,10 +45,22 @@ from chatbot.session import SQLiteStore
 HERE = Path(__file__).parent
 
 
-def texts() -> list[str]:
-    """User lines of the development contexts (written for this project)."""
-    contexts = yaml.safe_load((HERE / "judged" / "dev_contexts.yml").read_text("utf-8"))
-    return [turn for c in contexts["contexts"] for turn in c["turns"][0::2]]
+def plans_for(clients: int, turns: int) -> list[list[str]]:
+    """Each client's messages: the first `turns` utterances of a conversation of the
+    chitchat test split (distinct real chit-chat, so nothing is answered twice
+    from a cache), or, for longer plans, the written development contexts."""
+    try:
+        from chatbot.data import load_corpus, split_conversations
+
+        test = split_conversations(load_corpus("chitchat"), seed=0).test
+        long = [c.turns[:turns] for c in test if len(c.turns) >= turns]
+    except Exception:  # noqa: BLE001 - the data extra is optional
+        long = []
+    if len(long) < clients:
+        contexts = yaml.safe_load((HERE / "judged" / "dev_contexts.yml").read_text("utf-8"))
+        pool = [turn for c in contexts["contexts"] for turn in c["turns"][0::2]]
+        long = [[pool[(c * 7 + t) % len(pool)] for t in range(turns)] for c in range(clients)]
+    return [list(plan) for plan in long[:clients]]
 
 
 def free_port() -> int:
@@ -196,29 +208,31 @@ def main() -> int:
     parser.add_argument("--skip-sequential", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    pool = texts()
-    plans = [[pool[(c * 7 + t) % len(pool)] for t in range(args.turns)]
-             for c in range(args.clients)]
+    plans = plans_for(args.clients, args.turns)
+    warm = [["hi", "how are you?", "what do you do for fun?"]] * 4
+    kill_after = args.clients * args.turns // 3 if args.kill_worker else None
+    modes = [("concurrent", args.clients, kill_after)]
+    if not args.skip_sequential:
+        modes.append(("sequential", 1, None))
+    results: dict[str, Any] = {}
+    problems = []
     with tempfile.TemporaryDirectory() as folder:
-        store, port = Path(folder) / "sessions.sqlite3", free_port()
-        server = start_server(args, store, port)
-        try:
-            kill_after = args.clients * args.turns // 3 if args.kill_worker else None
-            # Untimed warm-up: the first turns load the reply index and warm the caches.
-            asyncio.run(phase(port, [pool[:3]] * 4, 4, server.pid, None))
-            before = batch_stats(port)
-            concurrent = asyncio.run(phase(port, plans, args.clients, server.pid, kill_after))
-            after = batch_stats(port)
-            count = after[1] - before[1]
-            concurrent["mean_batch"] = round((after[0] - before[0]) / count, 2) if count else None
-            results: dict[str, Any] = {"concurrent": concurrent}
-            if not args.skip_sequential:
-                results["sequential"] = asyncio.run(phase(port, plans, 1, server.pid, None))
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
-        problems = []
-        for name, result in results.items():
+        for name, concurrency, kill in modes:
+            # A fresh server for each phase, so neither inherits the other's caches.
+            store, port = Path(folder) / f"{name}.sqlite3", free_port()
+            server = start_server(args, store, port)
+            try:
+                # Untimed warm-up: the first turns load the reply index.
+                asyncio.run(phase(port, warm, 4, server.pid, None))
+                before = batch_stats(port)
+                result = asyncio.run(phase(port, plans, concurrency, server.pid, kill))
+                after = batch_stats(port)
+                count = after[1] - before[1]
+                result["mean_batch"] = round((after[0] - before[0]) / count, 2) if count else None
+                results[name] = result
+            finally:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=60)
             problems += [f"{name}: {p}" for p in check_store(store, result.pop("ids"), plans)]
     if "sequential" in results:
         results["ratio"] = round(results["concurrent"]["replies_per_s"]

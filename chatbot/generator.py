@@ -32,6 +32,7 @@ from chatbot.replies.index import INDEX_FILE, ReplyIndex
 from chatbot.replies.rank import (
     RANKER_FILE,
     RankerWeights,
+    ReplyEmbeddings,
     input_log_likelihood,
     score_replies,
 )
@@ -158,6 +159,7 @@ class Generator:
         self._device = model.bridge.weight.device
         self._banned = tuple(sorted({tokenizer.pad_id, tokenizer.bos_id, tokenizer.sep_id}))
         self._lock = threading.Lock()
+        self._reply_embeddings = ReplyEmbeddings()
         self.index = index
         self.weights = weights
         self.fingerprint: str | None = None
@@ -356,6 +358,7 @@ class Generator:
             self.model, state=state, outputs=outputs, mask=mask, vectors=vectors,
             owner=torch.tensor(owner, device=self._device), replies=tokens,
             bos_id=self.tokenizer.bos_id, eos_id=self.tokenizer.eos_id, likelihood=likelihood,
+            cache=self._reply_embeddings,
         )
         return weights.features(
             scores, torch.tensor(similarity, dtype=torch.float32),

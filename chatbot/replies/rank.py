@@ -15,8 +15,10 @@ maps the winner's score to a calibrated confidence.
 
 from __future__ import annotations
 
+import collections
 import json
 import math
+import threading
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -53,11 +55,14 @@ def score_replies(
     bos_id: int,
     eos_id: int,
     likelihood: bool = True,
+    cache: ReplyEmbeddings | None = None,
 ) -> Scores:
     """Scores R candidate replies of N conversations in one pass.
 
     Without `likelihood`, only `match` is computed (the decoder does not run;
     `log_p` and `log_prior` are zeros): enough for a ranker that weighs neither.
+    With `cache`, the ranking head's reply embeddings are looked up there first,
+    and only replies it lacks (each distinct one once) go through the encoder.
 
     Args:
         state: (N, C) each conversation's state after the user's utterance.
@@ -78,12 +83,52 @@ def score_replies(
         log_prior = _log_likelihood(model, e_state, e_out, e_mask, inputs, replies, real, lengths)
     match = consensus = torch.zeros(len(replies), device=replies.device)
     if model.ranker is not None:
-        _, reply_vectors = model.encoder(replies, lengths)
         contexts = model.ranker.embed_context(state, vectors).index_select(0, owner)
-        embedded = model.ranker.embed_reply(reply_vectors)
+        embedded = (cache or ReplyEmbeddings(0)).embed(model, replies, lengths)
         match = model.ranker.score(contexts, embedded)
         consensus = _consensus(embedded, owner)
     return Scores(log_p, log_prior, match, lengths, consensus)
+
+
+class ReplyEmbeddings:
+    """The ranking head's reply embeddings, by reply token ids, least recently used
+    dropped past `size` (0: keep nothing, just encode each distinct reply once).
+
+    An embedding depends only on the reply's tokens and the model's weights, so
+    one cache serves every conversation of one model: retrieved replies recur.
+    """
+
+    def __init__(self, size: int = 16384) -> None:
+        self.size = size
+        self._rows: collections.OrderedDict[tuple[int, ...], torch.Tensor] = (
+            collections.OrderedDict())
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def embed(self, model: HRED, replies: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(R, D) unit embeddings of reply tokens `replies` (R, T), `lengths` (R,)."""
+        assert model.ranker is not None
+        keys = [tuple(row[:n]) for row, n in zip(replies.tolist(), lengths.tolist(), strict=True)]
+        with self._lock:
+            known = {k: self._rows[k] for k in set(keys) if k in self._rows}
+            for key in known:
+                self._rows.move_to_end(key)
+        missing = list(dict.fromkeys(k for k in keys if k not in known))
+        if missing:
+            first = {k: i for i, k in reversed(list(enumerate(keys)))}
+            rows = torch.tensor([first[k] for k in missing], device=replies.device)
+            _, vectors = model.encoder(replies.index_select(0, rows), lengths.index_select(0, rows))
+            fresh = model.ranker.embed_reply(vectors)
+            known.update(zip(missing, fresh, strict=True))
+            if self.size:
+                with self._lock:
+                    for key, row in zip(missing, fresh, strict=True):
+                        self._rows[key] = row.clone()
+                    while len(self._rows) > self.size:
+                        self._rows.popitem(last=False)
+        return torch.stack([known[k] for k in keys])
 
 
 def _consensus(embedded: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from chatbot.config import DecodeConfig
 from chatbot.generator import Generator
 from chatbot.replies.filter import ReplyFilter
 from chatbot.replies.index import INDEX_FILE
-from chatbot.replies.rank import RANKER_FILE, RankerWeights
+from chatbot.replies.rank import RANKER_FILE, RankerWeights, ReplyEmbeddings
 from chatbot.replies.select import best
 
 USER = "do you have any pets?"
@@ -161,3 +161,35 @@ def test_index_set_writes_weights_with_a_note(tiny_rank_model_dir: Path, tmp_pat
     assert weights.fitted_on == "set by hand: match=1, similarity=5, generated=-3"
     load_model(model)  # the manifest lists the rewritten file
     assert main(["index", str(model), "--set", "speed=3"]) == 2
+
+
+def test_cached_reply_embeddings_equal_fresh_ones_and_skip_the_encoder(
+    gen: Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = gen.model
+    assert model.ranker is not None
+    texts = ["i like pizza", "me too", "i like pizza", "what about you?", "me too"]
+    tokens, _ = gen._pad([gen.tokenizer.encode(t) for t in texts])
+    lengths = (tokens != model.pad_id).sum(1)
+    with torch.inference_mode():
+        _, vectors = model.encoder(tokens, lengths)
+        fresh = model.ranker.embed_reply(vectors)
+        cache = ReplyEmbeddings(size=3)
+        first = cache.embed(model, tokens, lengths)
+        assert len(cache) == 3  # three distinct replies
+        encoded: list[int] = []
+        encoder = model.encoder.forward
+
+        def counting(t: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            encoded.append(len(t))
+            return encoder(t, n)
+
+        monkeypatch.setattr(model.encoder, "forward", counting)
+        again = cache.embed(model, tokens, lengths)
+        assert encoded == []  # every reply came from the cache
+        more, _ = gen._pad([gen.tokenizer.encode(t) for t in ["a new one", "me too"]])
+        cache.embed(model, more, (more != model.pad_id).sum(1))
+        assert encoded == [1] and len(cache) == 3  # the least recently used went
+    torch.testing.assert_close(first, fresh, rtol=0, atol=1e-5)
+    assert torch.equal(again, first)
+    assert torch.equal(first[0], first[2]) and torch.equal(first[1], first[4])
