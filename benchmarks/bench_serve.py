@@ -92,8 +92,8 @@ def workers_of(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         children = (task / "children").read_text().split()
         found += [int(c) for c in children]
-    return [c for c in found if "chatbot" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")
-            or "multiprocessing" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
+    return [c for c in found  # uvicorn's workers, not multiprocessing's resource tracker
+            if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
 
 
 async def chat(client: httpx.AsyncClient, lines: list[str], latencies: list[float],

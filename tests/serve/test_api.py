@@ -307,3 +307,36 @@ def test_health_answers_while_a_batch_decodes(bot: Chatbot) -> None:
             release.set()
             sender.join(10)
         assert result[0].status_code == 200
+
+
+def test_chatbot_serve_passes_its_options_to_each_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    from chatbot.cli import main
+    from chatbot.serve.app import OPTIONS_ENV
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.delenv(OPTIONS_ENV, raising=False)
+    monkeypatch.setenv("CHATBOT_TOKEN", "from-env")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # the command sets it if unset
+    store = tmp_path / "s.sqlite3"
+    assert main(["serve", "--port", "9001", "--workers", "2", "--store", str(store),
+                 "--cors", "https://a.example", "--batch-window-ms", "2"]) == 0
+    [(app, kwargs)] = calls
+    assert app == "chatbot.serve.app:create_app_from_env"
+    assert kwargs == {"factory": True, "host": "127.0.0.1", "port": 9001, "workers": 2,
+                      "log_level": "info"}
+    import os
+
+    assert json.loads(os.environ[OPTIONS_ENV]) == {
+        "bot": None, "store": str(store), "token": "from-env", "window_ms": 2.0,
+        "max_batch": 64, "max_body": 16384, "cors": ["https://a.example"]}
+    assert main(["serve", str(tmp_path / "nope")]) == 2
+    assert main(["serve", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert f"chatbot: error: {tmp_path / 'nope'}: no such bot directory" in err
+    assert "--workers and --max-batch must be >= 1" in err
+    assert len(calls) == 1
