@@ -329,3 +329,31 @@ def test_the_batch_seeds_do_not_depend_on_the_first_session() -> None:
                 decode=DecodeConfig(strategy="sample")).session("b")
     c.send("i like bread")
     assert seeds[2] == [seeds[0][1]]  # the same session and turn, alone: the same seed
+
+
+def test_a_false_deadlock_report_from_the_kernel_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from chatbot.session import store as store_module
+
+    fcntl = pytest.importorskip("fcntl")
+    calls: list[tuple[int, int]] = []
+    lockf = fcntl.lockf
+
+    def flaky(fd: int, cmd: int, length: int = 0, start: int = 0) -> None:
+        calls.append((cmd, start))
+        if cmd == fcntl.LOCK_EX and sum(c == fcntl.LOCK_EX for c, _ in calls) == 2:
+            raise OSError(errno.EDEADLK, "Resource deadlock avoided")
+        lockf(fd, cmd, length, start)
+
+    monkeypatch.setattr(store_module.fcntl, "lockf", flaky)
+    db = SQLiteStore(tmp_path / "s.sqlite3")
+    with db.hold(["a", "b"]):
+        pass
+    offsets = sorted({store_module._lock_offset(i) for i in ("a", "b")})
+    ex, un = fcntl.LOCK_EX, fcntl.LOCK_UN
+    assert calls == [(ex, offsets[0]), (ex, offsets[1]), (un, offsets[0]),  # let go, again
+                     (ex, offsets[0]), (ex, offsets[1]), (un, offsets[1]), (un, offsets[0])]
+    db.close()

@@ -16,9 +16,11 @@ process's lock for one session id.
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import json
 import os
+import random
 import sqlite3
 import sys
 import threading
@@ -222,9 +224,20 @@ class SQLiteStore(SessionStore):
         offsets = sorted({_lock_offset(i) for i in session_ids})
         taken: list[int] = []
         try:
-            for offset in offsets:
-                fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
-                taken.append(offset)
+            while len(taken) < len(offsets):
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX, 1, offsets[len(taken)])
+                    taken.append(offsets[len(taken)])
+                except OSError as exc:
+                    # Record locks belong to processes, not threads: two processes whose
+                    # threads hold locks the other waits for look like a deadlock to the
+                    # kernel even when one thread will finish. Let go and start again.
+                    if exc.errno != errno.EDEADLK:
+                        raise
+                    for offset in reversed(taken):
+                        fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+                    taken.clear()
+                    time.sleep(random.uniform(0.001, 0.01))
             yield
         finally:
             for offset in reversed(taken):
