@@ -58,10 +58,12 @@ def held_out_turns(generator: Generator, source: str, config: Any, count: int) -
 
 
 def latencies(
-    decoders: dict[str, Callable[[Turn], object]], turns: Sequence[Turn]
+    decoders: dict[str, Callable[[Turn], object]], turns: Sequence[Turn],
+    clear: Callable[[], None] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Times every decoder on each turn in turn, rotating their order, so that load
-    from other processes falls on all of them alike.
+    from other processes falls on all of them alike; `clear` runs before each
+    timed call (the generator's caches start cold every time).
     """
     wall: dict[str, list[float]] = {name: [] for name in decoders}
     cpu: dict[str, list[float]] = {name: [] for name in decoders}
@@ -70,6 +72,8 @@ def latencies(
         decoders[name](turns[0])
     for i, turn in enumerate(turns):
         for name in names[i % len(names) :] + names[: i % len(names)]:
+            if clear is not None:
+                clear()  # no reply embedding cached by an earlier turn
             start, start_cpu = time.perf_counter(), time.process_time()
             decoders[name](turn)
             wall[name].append(time.perf_counter() - start)
@@ -98,9 +102,11 @@ def throughput(
     batched: list[float] = []
     single: list[float] = []
     for _ in range(repeats):
+        generator.clear_caches()  # each half starts cold: no reply embedding from before
         start = time.perf_counter()
         generator.respond(items, decode=decode)
         batched.append(time.perf_counter() - start)
+        generator.clear_caches()
         start = time.perf_counter()
         for item in items:
             generator.respond([item], decode=decode)
@@ -157,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tutorial_greedy": reference,
         },
         timed,
+        clear=generator.clear_caches,
     )
     batch = throughput(generator, turns[: args.batch], args.repeats, greedy)
     batch_selected = throughput(generator, turns[: args.batch], args.repeats, selected)

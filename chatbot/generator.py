@@ -208,6 +208,10 @@ class Generator:
         generator.fingerprint = files.get("model.safetensors", {}).get("sha256")
         return generator
 
+    def clear_caches(self) -> None:
+        """Forgets the cached reply embeddings (benchmarks time cold lookups)."""
+        self._reply_embeddings = ReplyEmbeddings(self._reply_embeddings.size)
+
     def initial_state(self) -> NeuralState:
         """The state of a conversation before its first utterance."""
         return NeuralState(torch.zeros(self.state_size))
