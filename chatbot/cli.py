@@ -414,6 +414,8 @@ def _add_serve_command(commands: Any) -> None:
     serve.add_argument("--max-batch", type=int, default=64, help="largest batch (default 64)")
     serve.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
                        help="allow browser calls from ORIGIN (repeatable; default: none)")
+    serve.add_argument("--no-warm", action="store_true", help="do not encode the index's "
+                       "replies for the ranker at start-up (saves ~100 MB; slower replies)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(run=_serve)
@@ -442,6 +444,7 @@ def _serve(args: argparse.Namespace) -> int:
         window_ms=args.batch_window_ms,
         max_batch=args.max_batch,
         cors=tuple(args.cors),
+        warm=not args.no_warm,
     )
     os.environ[OPTIONS_ENV] = json.dumps(dataclasses.asdict(options))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

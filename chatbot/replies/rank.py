@@ -16,10 +16,14 @@ maps the winner's score to a calibrated confidence.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import math
 import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -91,8 +95,10 @@ def score_replies(
 
 
 class ReplyEmbeddings:
-    """The ranking head's reply embeddings, by reply token ids, least recently used
-    dropped past `size` (0: keep nothing, just encode each distinct reply once).
+    """The ranking head's reply embeddings, by reply token ids: a table filled
+    ahead of time (`fill`, e.g. with every reply of the index, for a server),
+    then a cache of others with the least recently used dropped past `size`
+    (0: keep nothing, just encode each distinct reply once).
 
     An embedding depends only on the reply's tokens and the model's weights, so
     one cache serves every conversation of one model: retrieved replies recur.
@@ -102,20 +108,48 @@ class ReplyEmbeddings:
         self.size = size
         self._rows: collections.OrderedDict[tuple[int, ...], torch.Tensor] = (
             collections.OrderedDict())
+        self._table: dict[tuple[int, ...], int] = {}
+        self._matrix: torch.Tensor | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._rows) + len(self._table)
+
+    def fill(self, model: HRED, replies: Sequence[Sequence[int]], *, pad_id: int,
+             chunk: int = 512, lock: AbstractContextManager[Any] | None = None) -> None:
+        """Encodes `replies` (token ids + `<eos>`) into the table, `chunk` at a time,
+        each chunk under `lock` (the generator's), so replies go on meanwhile."""
+        assert model.ranker is not None
+        keys = list(dict.fromkeys(tuple(r) for r in replies if r))
+        device = next(model.parameters()).device
+        blocks = []
+        for start in range(0, len(keys), chunk):
+            part = keys[start : start + chunk]
+            tokens = torch.full((len(part), max(map(len, part))), pad_id, dtype=torch.long)
+            for i, key in enumerate(part):
+                tokens[i, : len(key)] = torch.tensor(key)
+            lengths = torch.tensor([len(k) for k in part])
+            with lock or contextlib.nullcontext(), torch.inference_mode():
+                _, vectors = model.encoder(tokens.to(device), lengths.to(device))
+                blocks.append(model.ranker.embed_reply(vectors))
+        with self._lock:
+            self._matrix = torch.cat(blocks) if blocks else None
+            self._table = {key: i for i, key in enumerate(keys)} if blocks else {}
 
     def embed(self, model: HRED, replies: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(R, D) unit embeddings of reply tokens `replies` (R, T), `lengths` (R,)."""
         assert model.ranker is not None
         keys = [tuple(row[:n]) for row, n in zip(replies.tolist(), lengths.tolist(), strict=True)]
+        known: dict[tuple[int, ...], torch.Tensor] = {}
         with self._lock:
-            known = {k: self._rows[k] for k in set(keys) if k in self._rows}
-            for key in known:
-                self._rows.move_to_end(key)
-        missing = list(dict.fromkeys(k for k in keys if k not in known))
+            matrix, table = self._matrix, self._table
+            for key in set(keys):
+                if key in table:
+                    continue
+                if key in self._rows:
+                    self._rows.move_to_end(key)
+                    known[key] = self._rows[key]
+        missing = list(dict.fromkeys(k for k in keys if k not in known and k not in table))
         if missing:
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
             rows = torch.tensor([first[k] for k in missing], device=replies.device)
@@ -128,7 +162,8 @@ class ReplyEmbeddings:
                         self._rows[key] = row.clone()
                     while len(self._rows) > self.size:
                         self._rows.popitem(last=False)
-        return torch.stack([known[k] for k in keys])
+        return torch.stack([known[k] if k in known else matrix[table[k]]  # type: ignore[index]
+                            for k in keys])
 
 
 def _consensus(embedded: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:

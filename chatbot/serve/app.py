@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -73,6 +74,9 @@ class ServeOptions:
         max_batch: the largest batch.
         max_body: the largest request body in bytes (larger: 413).
         cors: origins allowed to call the API from a browser (none by default).
+        warm: encode every reply of the model's index for the ranking head at
+            start-up, in the background (`/healthz` says `"warm": true` when done):
+            faster selected replies for about 100 MB of memory.
     """
 
     bot: str | None = None
@@ -82,6 +86,7 @@ class ServeOptions:
     max_batch: int = 64
     max_body: int = MAX_BODY
     cors: tuple[str, ...] = field(default=())
+    warm: bool = True
 
 
 class ApiError(Exception):
@@ -163,8 +168,21 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
+    warmed = threading.Event()
+
+    def warm() -> None:
+        try:
+            warm_up = getattr(bot.generator, "warm_reply_embeddings", None)
+            if warm_up is not None:
+                count = warm_up()
+                log.info("encoded %d index replies for the ranking head", count)
+        except Exception:  # noqa: BLE001 - a server without the table still answers
+            log.exception("warming the reply embeddings failed; replies encode them as needed")
+        finally:
+            warmed.set()
+
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "bot": bot.name})
+        return JSONResponse({"status": "ok", "bot": bot.name, "warm": warmed.is_set()})
 
     async def metrics_route(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -239,6 +257,10 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await batcher.start()
+        if options.warm:
+            threading.Thread(target=warm, name="reply-embeddings", daemon=True).start()
+        else:
+            warmed.set()
         try:
             yield
         finally:

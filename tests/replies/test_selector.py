@@ -193,3 +193,26 @@ def test_cached_reply_embeddings_equal_fresh_ones_and_skip_the_encoder(
     torch.testing.assert_close(first, fresh, rtol=0, atol=1e-5)
     assert torch.equal(again, first)
     assert torch.equal(first[0], first[2]) and torch.equal(first[1], first[4])
+
+
+def test_warmed_index_embeddings_equal_fresh_ones(gen: Generator,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    assert gen.index is not None and gen.model.ranker is not None
+    warmed = gen  # the module's generator: its caches are cleared at the end
+    count = warmed.warm_reply_embeddings()
+    distinct = {tuple(warmed.tokenizer.encode(warmed.index.reply(e))) for e in range(
+        len(warmed.index))}  # type: ignore[union-attr]
+    assert count == len(distinct)
+    texts = [warmed.index.reply(e) for e in range(5)]  # type: ignore[union-attr]
+    tokens, lengths = warmed._pad([warmed.tokenizer.encode(t) for t in texts])
+    with torch.inference_mode():
+        _, vectors = warmed.model.encoder(tokens, lengths)
+        fresh = warmed.model.ranker.embed_reply(vectors)  # type: ignore[union-attr]
+        calls: list[int] = []
+        encoder = warmed.model.encoder.forward
+        monkeypatch.setattr(warmed.model.encoder, "forward",
+                            lambda t, n: calls.append(len(t)) or encoder(t, n))
+        table = warmed._reply_embeddings.embed(warmed.model, tokens, lengths)
+    assert calls == []  # all five came from the table
+    torch.testing.assert_close(table, fresh, rtol=0, atol=1e-5)
+    warmed.clear_caches()
