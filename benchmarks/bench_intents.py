@@ -3,7 +3,8 @@
     python benchmarks/bench_intents.py [--intents 200] [--examples 20] [--queries 2000]
 
 Prints the default bot's accuracy on the two held-out sets in tests/intents/
-(fresh_paraphrases.yml, never tuned on; paraphrases.yml, tuned against), then the matcher's latency per utterance
+(fresh_paraphrases.yml, never tuned on; paraphrases.yml, tuned against),
+then the matcher's latency per utterance
 (p50/p95/p99, wall clock and thread CPU time: on a busy machine the wall
 clock includes waiting for a core) over synthetic intents: `--intents` intents of `--examples`
 examples each, queried with typo'd examples and unrelated sentences.

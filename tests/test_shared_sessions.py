@@ -115,7 +115,8 @@ def _race(db: Path, turns: int) -> None:
     go = db.with_name("go")
     senders = [
         subprocess.Popen([sys.executable, str(SENDER), str(db), name, str(turns), str(go)],
-                         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+                         stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONHASHSEED": "0"})
         for name in ("a", "b")
     ]
     deadline = time.monotonic() + 120
