@@ -72,7 +72,8 @@ def free_port() -> int:
 def start_server(args: argparse.Namespace, store: Path, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "chatbot", "serve", *([args.bot] if args.bot else []),
                "--port", str(port), "--store", str(store), "--workers", str(args.workers),
-               "--batch-window-ms", str(args.window_ms), "--log-level", "warning"]
+               "--batch-window-ms", str(args.window_ms), "--max-batch", str(args.max_batch),
+               "--log-level", "warning"]
     server = subprocess.Popen(command, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -243,6 +244,7 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--window-ms", type=float, default=5.0)
+    parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--kill-worker", action="store_true")
     parser.add_argument("--skip-sequential", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -278,7 +280,8 @@ def main() -> int:
                                  / results["sequential"]["replies_per_s"], 2)
     results["store_problems"] = problems
     results["setup"] = {"clients": args.clients, "turns": args.turns, "workers": args.workers,
-                        "window_ms": args.window_ms, "kill_worker": args.kill_worker,
+                        "window_ms": args.window_ms, "max_batch": args.max_batch,
+                        "kill_worker": args.kill_worker,
                         "cpu_count": os.cpu_count()}
     print(json.dumps(results, indent=2))
     if args.json:

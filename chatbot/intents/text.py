@@ -29,7 +29,12 @@ _NON_WORD = re.compile(r"[^\w]+|_")
 
 def clean(text: str, *, limit: int = MAX_INPUT_CHARS) -> str:
     """Returns `text` without escape sequences or invisible characters, at most `limit` long."""
-    text = _ESCAPES.sub("", text[: 4 * limit])
+    text = text[: 4 * limit]
+    if text.isascii() and text.isprintable():
+        # Nothing to drop (escapes start with a control character) and NFC changes
+        # no ASCII: the common case, without the per-character pass.
+        return _SPACES.sub(" ", text).strip()[:limit].rstrip()
+    text = _ESCAPES.sub("", text)
     kept = [
         " " if ch.isspace() else ch
         for ch in text

@@ -44,3 +44,20 @@ def test_normalize_folds_case_punctuation_and_width() -> None:
     assert normalize("ＨＥＬＬＯ, World…") == "hello world"
     assert normalize("snake_case-word") == "snake case word"
     assert normalize("!!!") == ""
+
+
+def _clean_by_characters(text: str, limit: int) -> str:
+    """`clean` without its ASCII fast path: every character through the filter."""
+    from chatbot.intents.text import _DROPPED, _ESCAPES, _SPACES
+
+    text = _ESCAPES.sub("", text[: 4 * limit])
+    kept = [" " if ch.isspace() else ch for ch in text
+            if ch.isspace() or unicodedata.category(ch) not in _DROPPED]
+    text = unicodedata.normalize("NFC", "".join(kept))
+    return _SPACES.sub(" ", text).strip()[:limit].rstrip()
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)), st.integers(1, 40))
+def test_the_ascii_fast_path_cleans_as_the_character_filter_does(text: str, limit: int) -> None:
+    assert clean(text, limit=limit) == _clean_by_characters(text, limit)
+    assert clean(text) == _clean_by_characters(text, MAX_INPUT_CHARS)
