@@ -32,6 +32,7 @@ from chatbot.errors import (
     BatchError,
     BotMismatchError,
     SessionConflictError,
+    SessionDeletedError,
     SessionError,
     TurnMismatchError,
 )
@@ -340,7 +341,7 @@ class Chatbot:
         if count == session.saved:
             return
         if tail is None or count < session.saved:
-            raise SessionError(
+            raise SessionDeletedError(
                 f"session {session.id!r}: the store holds {count} events but this object "
                 f"saved {session.saved}: it was deleted from the store; load it again"
             )

@@ -102,6 +102,10 @@ class SessionConflictError(SessionError):
     again; the error reaches a caller only when its retries run out."""
 
 
+class SessionDeletedError(SessionError):
+    """The store no longer holds a session this object had saved turns of."""
+
+
 class TurnMismatchError(SessionError):
     """A turn sent with an expected turn number that the session is not at (a
     retry of a turn that was answered already, or a client that is behind)."""

@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatbot.bot import Chatbot
 from chatbot.dialogue import Reply
-from chatbot.errors import SessionError, TurnMismatchError
+from chatbot.errors import SessionDeletedError, SessionError, TurnMismatchError
 from chatbot.render import one_line
 from chatbot.serve.batching import MicroBatcher, UnknownSessionError
 from chatbot.serve.openapi import openapi
@@ -214,7 +214,7 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
             raise ApiError(422, "'turn' must be a whole number >= 0")
         try:
             reply = await batcher.send(session_id, text, turn=turn)
-        except UnknownSessionError as exc:
+        except (UnknownSessionError, SessionDeletedError) as exc:
             raise ApiError(404, str(exc)) from None
         except TurnMismatchError as exc:
             if exc.actual > exc.expected:  # answered already: a retry gets that answer

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from chatbot.bot import Chatbot
 from chatbot.dialogue import Reply
-from chatbot.errors import BatchError, SessionError
+from chatbot.errors import BatchError, SessionDeletedError, SessionError
 from chatbot.session import Session
 
 T = TypeVar("T")
@@ -167,7 +167,7 @@ class MicroBatcher:
                 ready = []
             for position, index in enumerate(ready):
                 results[index] = replies[position] if position not in errors else errors[position]
-                if isinstance(results[index], SessionError) and "deleted" in str(results[index]):
+                if isinstance(results[index], SessionDeletedError):
                     self.forget(batch[index].session_id)
         for item, result in zip(batch, results, strict=True):
             if result is not None:

@@ -341,3 +341,17 @@ def test_chatbot_serve_passes_its_options_to_each_worker(
     assert f"chatbot: error: {tmp_path / 'nope'}: no such bot directory" in err
     assert "--workers and --max-batch must be >= 1" in err
     assert len(calls) == 1
+
+
+def test_a_session_deleted_from_the_store_behind_the_servers_back_is_gone(
+    client: TestClient, bot: Chatbot
+) -> None:
+    client.post("/v1/sessions", json={"id": "s"})
+    assert client.post("/v1/sessions/s/messages", json={"text": "hi"}).status_code == 200
+    bot.store.delete("s")
+    first = client.post("/v1/sessions/s/messages", json={"text": "hello?"})
+    assert error_of(first)[0] == 404 and "deleted from the store" in error_of(first)[1]
+    assert error_of(client.post("/v1/sessions/s/messages", json={"text": "hello?"})) == (
+        404, "no session 's'")
+    assert client.post("/v1/sessions", json={"id": "s"}).status_code == 201
+    assert client.post("/v1/sessions/s/messages", json={"text": "hi"}).status_code == 200
