@@ -160,6 +160,7 @@ class Generator:
         self._banned = tuple(sorted({tokenizer.pad_id, tokenizer.bos_id, tokenizer.sep_id}))
         self._lock = threading.Lock()
         self._reply_embeddings = ReplyEmbeddings()
+        self._reply_tokens = functools.lru_cache(maxsize=65536)(self._tokens_of)
         self.index = index
         self.weights = weights
         self.fingerprint: str | None = None
@@ -209,8 +210,13 @@ class Generator:
         return generator
 
     def clear_caches(self) -> None:
-        """Forgets the cached reply embeddings (benchmarks time cold lookups)."""
+        """Forgets the cached reply embeddings and token ids (benchmarks time cold
+        lookups)."""
         self._reply_embeddings = ReplyEmbeddings(self._reply_embeddings.size)
+        self._reply_tokens.cache_clear()
+
+    def _tokens_of(self, text: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer.encode(text)[:MAX_SCORED_TOKENS])
 
     def warm_reply_embeddings(self) -> int:
         """Encodes every reply of the index for the ranking head ahead of time (for a
@@ -220,8 +226,7 @@ class Generator:
         or an index)."""
         if self.index is None or self.model.ranker is None:
             return 0
-        limit = MAX_SCORED_TOKENS
-        replies = [self.tokenizer.encode(self.index.reply(e))[:limit] + [self.tokenizer.eos_id]
+        replies = [[*self._reply_tokens(self.index.reply(e)), self.tokenizer.eos_id]
                    for e in range(len(self.index))]
         self._reply_embeddings.fill(self.model, replies, pad_id=self.tokenizer.pad_id,
                                     lock=self._lock)
@@ -371,8 +376,7 @@ class Generator:
     ) -> torch.Tensor:
         """(R, F) ranker features of reply `texts[r]` answering conversation `owner[r]`
         (`log_p` and `pmi` are 0 without `likelihood`)."""
-        limit = MAX_SCORED_TOKENS
-        tokens, _ = self._pad([self.tokenizer.encode(text)[:limit] for text in texts])
+        tokens, _ = self._pad([self._reply_tokens(text) for text in texts])
         scores = score_replies(
             self.model, state=state, outputs=outputs, mask=mask, vectors=vectors,
             owner=torch.tensor(owner, device=self._device), replies=tokens,

@@ -70,7 +70,6 @@ class ReplyIndex:
         self._lock = threading.Lock()
         self._vectorizer: Any = None
         self._keys_t: Any = None
-        self._contexts_t: Any = None
         self._warming = False
 
     def __len__(self) -> int:
@@ -125,10 +124,9 @@ class ReplyIndex:
         return self._warming
 
     def warm(self) -> None:
-        """Builds the key matrices now (they are otherwise built by the first search)."""
+        """Builds the key matrix now (it is otherwise built by the first search)."""
         self._warming = True
         self._ready()
-        self._context_matrix()
 
     def search(
         self,
@@ -147,12 +145,19 @@ class ReplyIndex:
                 reply), or None; it adds `CONTEXT_WEIGHT` times its similarity
                 to the line before each key.
         """
+        from scipy import sparse
+
         vectorizer, keys_t = self._ready()
-        scores = vectorizer.transform(list(queries)) @ keys_t
+        matrix = vectorizer.transform(list(queries))
         if contexts is not None and any(contexts):
             lines = vectorizer.transform([c or "" for c in contexts])
-            scores = scores + CONTEXT_WEIGHT * (lines @ self._context_matrix())
-        scores = scores.tocsr()
+        else:
+            lines = sparse.csr_matrix(matrix.shape, dtype=matrix.dtype)
+        # One product over [query, w * context] x [keys; contexts before keys]:
+        # query . key + w * context . line-before-key, without adding two large
+        # sparse score matrices.
+        stacked = sparse.hstack([matrix, CONTEXT_WEIGHT * lines], format="csr")
+        scores = (stacked @ keys_t).tocsr()
         results = []
         for row in range(len(queries)):
             start, end = scores.indptr[row], scores.indptr[row + 1]
@@ -197,17 +202,15 @@ class ReplyIndex:
                 vectorizer.idf_ = self.idf
                 self._vectorizer = vectorizer
             if self._keys_t is None:
-                keys = [self.key(i) for i in range(len(self.entries))]
-                self._keys_t = self._vectorizer.transform(keys).T.tocsr()
-            return self._vectorizer, self._keys_t
+                from scipy import sparse
 
-    def _context_matrix(self) -> Any:
-        vectorizer, _ = self._ready()
-        with self._lock:
-            if self._contexts_t is None:
+                keys = [self.key(i) for i in range(len(self.entries))]
                 lines = [self.context(i) for i in range(len(self.entries))]
-                self._contexts_t = vectorizer.transform(lines).T.tocsr()
-            return self._contexts_t
+                # (2V, N): each key's terms, then the terms of the line before it.
+                self._keys_t = sparse.vstack([
+                    self._vectorizer.transform(keys).T, self._vectorizer.transform(lines).T,
+                ], format="csr")
+            return self._vectorizer, self._keys_t
 
     def to_bytes(self) -> bytes:
         """The gzipped JSON file `load` reads (deterministic for equal indexes)."""
