@@ -152,10 +152,8 @@ async def request(client: Connection, method: str, path: str, body: dict[str, An
         try:
             status, raw = await client.request(method, path, body)
         except ConnectionError:
-            counts["retries"] += 1
-            await asyncio.sleep(0.05 * (attempt + 1))
-            continue
-        if status >= 500:
+            status, raw = 0, b""  # the worker died: try again, as after a 5xx
+        if status == 0 or status >= 500:
             counts["retries"] += 1
             await asyncio.sleep(0.05 * (attempt + 1))
             continue
@@ -180,33 +178,32 @@ async def phase(port: int, plans: list[list[str]], concurrency: int, server_pid:
                 kill_after: int | None) -> dict[str, Any]:
     latencies: list[float] = []
     counts = {"retries": 0, "errors": 0, "replayed": 0, "killed": 0}
-    if True:
-        semaphore = asyncio.Semaphore(concurrency)
+    semaphore = asyncio.Semaphore(concurrency)
 
-        async def one(lines: list[str]) -> str:
-            async with semaphore:
-                connection = Connection(port)
-                try:
-                    return await chat(connection, lines, latencies, counts)
-                finally:
-                    connection.close()
+    async def one(lines: list[str]) -> str:
+        async with semaphore:
+            connection = Connection(port)
+            try:
+                return await chat(connection, lines, latencies, counts)
+            finally:
+                connection.close()
 
-        async def killer() -> None:
-            while kill_after is not None and len(latencies) < kill_after:
-                await asyncio.sleep(0.01)
-            workers = workers_of(server_pid)
-            if workers:
-                os.kill(workers[0], signal.SIGKILL)
-                counts["killed"] = workers[0]
+    async def killer() -> None:
+        while kill_after is not None and len(latencies) < kill_after:
+            await asyncio.sleep(0.01)
+        workers = workers_of(server_pid)
+        if workers:
+            os.kill(workers[0], signal.SIGKILL)
+            counts["killed"] = workers[0]
 
-        start, start_cpu = time.perf_counter(), time.process_time()
-        tasks = [asyncio.create_task(one(lines)) for lines in plans]
-        kill = asyncio.create_task(killer()) if kill_after is not None else None
-        ids = await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
-        client_cpu = time.process_time() - start_cpu
-        if kill is not None:
-            await kill
+    start, start_cpu = time.perf_counter(), time.process_time()
+    tasks = [asyncio.create_task(one(lines)) for lines in plans]
+    kill = asyncio.create_task(killer()) if kill_after is not None else None
+    ids = await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    client_cpu = time.process_time() - start_cpu
+    if kill is not None:
+        await kill
     ordered = sorted(latencies)
     return {
         "turns": len(latencies),

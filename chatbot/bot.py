@@ -135,11 +135,15 @@ class Chatbot:
 
     def session(self, session_id: str | None = None) -> Session:
         """A session: the stored one with this id, else a new one (a fresh id by default)."""
-        if session_id is not None:
-            stored = self.store.load(session_id)
-            if stored is not None:
-                return self._attach(self._from_dict(stored), saved=len(stored["events"]))
-        return self._attach(Session(session_id), saved=0)
+        found = self.find(session_id) if session_id is not None else None
+        return found if found is not None else self._attach(Session(session_id), saved=0)
+
+    def find(self, session_id: str) -> Session | None:
+        """The stored session with this id, or None when the store has none."""
+        stored = self.store.load(session_id)
+        if stored is None:
+            return None
+        return self._attach(self._from_dict(stored), saved=len(stored["events"]))
 
     @functools.cached_property
     def identity(self) -> dict[str, str]:

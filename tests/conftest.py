@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+
+from chatbot.session import MemoryStore, SessionStore, SQLiteStore
 
 DIALOGUES = [
     ["hi there", "hello! how are you?", "i am good, thanks. and you?", "doing well, thank you"],
@@ -90,3 +93,11 @@ def tiny_rank_model_dir(tmp_path_factory: pytest.TempPathFactory, corpus_file: P
     train(config, out_dir=out, max_steps=40)
     assert main(["index", str(out), "--fit", "20"]) == 0
     return out / "model"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
+    """A `MemoryStore`, then an `SQLiteStore` in a fresh folder."""
+    made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.sqlite3")
+    yield made
+    made.close()

@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +112,6 @@ def test_malformed_dicts_raise_session_error(data: Any, message: str) -> None:
 def test_an_unbound_session_cannot_send() -> None:
     with pytest.raises(SessionError, match="not attached to a bot"):
         Session("x").send("hi")
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
-    made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.sqlite3")
-    yield made
-    made.close()
 
 
 def test_a_store_keeps_sessions_in_dict_form(store: SessionStore) -> None:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,15 @@ def assert_each_turn_answered_once(events: Sequence[dict[str, Any]]) -> None:
     assert kinds == "ub" * (len(kinds) // 2)
 
 
+def assert_is_the_sequential_fold(stored: dict[str, Any]) -> None:
+    """Each turn answered once, and the stored session is what one object sending
+    the same user turns in that order gets."""
+    assert_each_turn_answered_once(stored["events"])
+    expected = sequential_fold(stored["id"], user_turns(stored["events"]))
+    assert stored["events"] == expected["events"]
+    assert stored["state"] == expected["state"]
+
+
 def sequential_fold(session_id: str, texts: Sequence[str]) -> dict[str, Any]:
     """The session one object gets by sending `texts` in order, alone."""
     bot = fake_bot(MemoryStore())
@@ -50,13 +59,6 @@ def sequential_fold(session_id: str, texts: Sequence[str]) -> dict[str, Any]:
     for text in texts:
         session.send(text)
     return session.to_dict()
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
-    made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.sqlite3")
-    yield made
-    made.close()
 
 
 def test_two_objects_of_one_session_take_turns_without_errors(store: SessionStore) -> None:
@@ -104,11 +106,7 @@ def test_sixteen_threads_share_one_session_and_store_every_turn_once(
     for t in range(threads):
         assert [s for s in said if s.startswith(f"thread {t} ")] == [
             f"thread {t} turn {k}" for k in range(turns)]
-    assert_each_turn_answered_once(stored["events"])
-    # The stored session is what one object sending the same turns in that order gets.
-    expected = sequential_fold("shared", said)
-    assert stored["events"] == expected["events"]
-    assert stored["state"] == expected["state"]
+    assert_is_the_sequential_fold(stored)
 
 
 def _race(db: Path, turns: int) -> None:
@@ -142,10 +140,7 @@ def test_two_processes_alternating_on_one_session_lose_no_turn(tmp_path: Path) -
     for name in "ab":
         assert [s for s in said if s.startswith(f"{name} ")] == [
             f"{name} {k}" for k in range(turns)]
-    assert_each_turn_answered_once(stored["events"])
-    expected = sequential_fold("shared", said)
-    assert stored["events"] == expected["events"]
-    assert stored["state"] == expected["state"]
+    assert_is_the_sequential_fold(stored)
 
 
 class FlakyStore(MemoryStore):

@@ -15,6 +15,7 @@ docs/http.md documents the API.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -24,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -290,7 +291,7 @@ def create_app_from_env() -> Starlette:
     raw = json.loads(os.environ.get(OPTIONS_ENV, "{}"))
     options = ServeOptions(**{**raw, "cors": tuple(raw.get("cors", ()))})
     if options.token is None and os.environ.get(TOKEN_ENV):
-        options = ServeOptions(**{**asdict(options), "token": os.environ[TOKEN_ENV]})
+        options = dataclasses.replace(options, token=os.environ[TOKEN_ENV])
     bot = Chatbot.load(options.bot, store=options.store)
     return create_app(bot, options)
 

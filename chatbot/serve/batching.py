@@ -39,7 +39,7 @@ class _Turn:
     session_id: str
     text: str
     turn: int | None
-    future: asyncio.Future[Reply | SessionError]
+    future: asyncio.Future[Reply | BaseException]
     loop: asyncio.AbstractEventLoop
 
 
@@ -91,7 +91,7 @@ class MicroBatcher:
         self._queue.append(item)
         self._wake.set()
         result = await item.future
-        if isinstance(result, SessionError):
+        if isinstance(result, BaseException):
             raise result
         return result
 
@@ -111,9 +111,9 @@ class MicroBatcher:
             if found is not None:
                 self._sessions.move_to_end(session_id)
                 return found
-        if self.bot.store.load_since(session_id, 0) is None:
+        session = self.bot.find(session_id)
+        if session is None:
             raise UnknownSessionError(f"no session {session_id!r}")
-        session = self.bot.session(session_id)
         with self._sessions_lock:
             self._sessions[session_id] = session
             while len(self._sessions) > MAX_SESSIONS:
@@ -138,47 +138,35 @@ class MicroBatcher:
                 await loop.run_in_executor(self._executor, self._answer, batch)
 
     def _answer(self, batch: list[_Turn]) -> None:
-        """On the worker thread: one `send_batch` for the turns whose sessions exist."""
-        results: list[Reply | SessionError | None] = [None] * len(batch)
-        ready: list[int] = []
-        sessions: list[Session] = []
+        """On the worker thread: one `send_batch` for the turns whose sessions exist;
+        every turn's future gets its reply or its error."""
+        results: dict[int, Reply | BaseException] = {}
+        ready: list[tuple[int, Session]] = []
         for index, item in enumerate(batch):
             try:
-                sessions.append(self.session(item.session_id))
-                ready.append(index)
+                ready.append((index, self.session(item.session_id)))
             except SessionError as exc:
                 results[index] = exc
         if ready:
             if self.on_batch is not None:
                 self.on_batch(len(ready))
-            pairs = [(s, batch[i].text) for s, i in zip(sessions, ready, strict=True)]
+            pairs = [(session, batch[i].text) for i, session in ready]
+            answered: list[Reply | BaseException]
             try:
-                replies: list[Reply | None] = list(
-                    self.bot.send_batch(pairs, turns=[batch[i].turn for i in ready]))
-                errors: dict[int, SessionError] = {}
+                answered = list(self.bot.send_batch(pairs, turns=[batch[i].turn for i, _ in ready]))
             except BatchError as exc:
-                replies, errors = exc.replies, exc.errors
-            except SessionError as exc:  # a batch of one
-                replies, errors = [None], {0: exc}
-            except Exception as exc:  # noqa: BLE001 - every waiting request gets an answer
-                replies, errors = [None] * len(ready), {}
-                for item in (batch[i] for i in ready):
-                    item.loop.call_soon_threadsafe(_fail, item.future, exc)
-                ready = []
-            for position, index in enumerate(ready):
-                results[index] = replies[position] if position not in errors else errors[position]
-                if isinstance(results[index], SessionDeletedError):
+                answered = [exc.errors.get(k, r) or exc for k, r in enumerate(exc.replies)]
+            except Exception as exc:  # noqa: BLE001 - a batch of one's error, or the model's
+                answered = [exc] * len(ready)
+            for (index, _), result in zip(ready, answered, strict=True):
+                results[index] = result
+                if isinstance(result, SessionDeletedError):
                     self.forget(batch[index].session_id)
-        for item, result in zip(batch, results, strict=True):
-            if result is not None:
-                item.loop.call_soon_threadsafe(_settle, item.future, result)
+        for index, item in enumerate(batch):
+            item.loop.call_soon_threadsafe(_settle, item.future, results[index])
 
 
-def _settle(future: asyncio.Future[Reply | SessionError], result: Reply | SessionError) -> None:
+def _settle(future: asyncio.Future[Reply | BaseException],
+            result: Reply | BaseException) -> None:
     if not future.done():
         future.set_result(result)
-
-
-def _fail(future: asyncio.Future[Reply | SessionError], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)

@@ -234,14 +234,11 @@ class SQLiteStore(SessionStore):
                     # kernel even when one thread will finish. Let go and start again.
                     if exc.errno != errno.EDEADLK:
                         raise
-                    for offset in reversed(taken):
-                        fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
-                    taken.clear()
+                    _unlock(fd, taken)
                     time.sleep(random.uniform(0.001, 0.01))
             yield
         finally:
-            for offset in reversed(taken):
-                fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+            _unlock(fd, taken)
 
     def _locks_fd(self) -> int:
         with self._lock:
@@ -251,43 +248,37 @@ class SQLiteStore(SessionStore):
             return self._lock_file
 
     def load(self, session_id: str) -> dict[str, Any] | None:
+        read = self._read(session_id, 0)
+        if read is None:
+            return None
+        version, tail = read
+        return {"version": version, "id": session_id, "events": tail.events, "state": tail.state}
+
+    def load_since(self, session_id: str, start: int) -> StoredTail | None:
+        read = self._read(session_id, start)
+        return None if read is None else read[1]
+
+    def _read(self, session_id: str, start: int) -> tuple[int, StoredTail] | None:
+        """The session's format version and its events from number `start` on, in
+        one read transaction (no event rows are read when there are none past it)."""
         with self._transaction(write=False) as db:
             row = db.execute(
                 "SELECT version, n_events, state FROM sessions WHERE id = ?", (session_id,)
             ).fetchone()
             if row is None:
                 return None
-            rows = db.execute(
-                "SELECT seq, event FROM events WHERE session_id = ? ORDER BY seq", (session_id,)
-            ).fetchall()
-        version, count, state = row
-        if [seq for seq, _ in rows] != list(range(count)):
-            raise SessionError(f"{self.path}: session {session_id!r} has missing events")
-        try:
-            events = [json.loads(text) for _, text in rows]
-        except json.JSONDecodeError as exc:
-            raise SessionError(f"{self.path}: session {session_id!r}: bad event: {exc}") from None
-        return {"version": version, "id": session_id, "events": events, "state": state}
-
-    def load_since(self, session_id: str, start: int) -> StoredTail | None:
-        with self._transaction(write=False) as db:
-            row = db.execute(
-                "SELECT n_events, state FROM sessions WHERE id = ?", (session_id,)
-            ).fetchone()
-            if row is None:
-                return None
-            count, state = row
+            version, count, state = row
             rows = [] if count <= start else db.execute(
                 "SELECT seq, event FROM events WHERE session_id = ? AND seq >= ? ORDER BY seq",
                 (session_id, start),
             ).fetchall()
-        if count > start and [seq for seq, _ in rows] != list(range(start, count)):
+        if [seq for seq, _ in rows] != list(range(start, max(start, count))):
             raise SessionError(f"{self.path}: session {session_id!r} has missing events")
         try:
             events = [json.loads(text) for _, text in rows]
         except json.JSONDecodeError as exc:
             raise SessionError(f"{self.path}: session {session_id!r}: bad event: {exc}") from None
-        return StoredTail(count, events, state)
+        return version, StoredTail(count, events, state)
 
     def save(
         self,
@@ -375,6 +366,12 @@ class SQLiteStore(SessionStore):
         db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA)
+
+
+def _unlock(fd: int, taken: list[int]) -> None:
+    """Releases the record locks at `taken` (last first) and empties the list."""
+    while taken:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, taken.pop())
 
 
 def _lock_offset(session_id: str) -> int:
