@@ -2,8 +2,9 @@
 
     python benchmarks/bench_intents.py [--intents 200] [--examples 20] [--queries 2000]
 
-Prints the default bot's accuracy on the two held-out sets in tests/intents/
-(fresh_paraphrases.yml, never tuned on; paraphrases.yml, tuned against),
+Prints the default bot's accuracy on the held-out sets in tests/intents/
+(fresh_paraphrases.yml, never tuned on; paraphrases.yml, tuned against;
+typo_utterances.yml, typo'd and abbreviated lines, never tuned on),
 then the matcher's latency per utterance
 (p50/p95/p99, wall clock and thread CPU time: on a busy machine the wall
 clock includes waiting for a core) over synthetic intents: `--intents` intents of `--examples`
@@ -40,7 +41,8 @@ WORDS = [
 
 
 def accuracy() -> None:
-    for name, label in (("paraphrases.yml", "tuned set"), ("fresh_paraphrases.yml", "fresh set")):
+    for name, label in (("paraphrases.yml", "tuned set"), ("fresh_paraphrases.yml", "fresh set"),
+                        ("typo_utterances.yml", "typo set")):
         cases = load_cases(ROOT / "tests" / "intents" / name)
         report = evaluate_intents(load_bot().intents, cases)
         wrong = sum(1 for _, _, chosen in report.errors if chosen is not None)

@@ -3,11 +3,14 @@
 A pattern that matches scores 1.0 and fills slots from its named groups. Otherwise
 an intent scores the cosine similarity between the utterance and its nearest
 example, over TF-IDF weighted character n-grams of the normalised words. Character
-n-grams make the score survive typos, case and punctuation ("helo!!" is close
-to "hello"). An intent whose nearest negative example is at least as close as
-its nearest example is vetoed: it is ranked with its score but names that
-negative example, and `decide` never chooses it ("how old are you" as a
-negative example of an intent whose example is "how are you").
+n-grams make the score survive typos, case and punctuation in longer words; a
+short word the examples never use is first read as the example word it is one
+keyboard slip from, or as the chat abbreviation it is (`spelling.Speller`:
+"helo" as "hello", "thnx" as "thanks"). An intent whose nearest negative
+example is at least as close as its nearest example is vetoed: it is ranked
+with its score but names that negative example, and `decide` never chooses it
+("how old are you" as a negative example of an intent whose example is "how are
+you").
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chatbot.intents.schema import Intent
+from chatbot.intents.spelling import Speller
 from chatbot.intents.text import clean, normalize
 
 NGRAM_SIZES = (2, 3, 4)
@@ -75,6 +79,7 @@ class IntentMatcher:
         self._negatives = [e for _, e in negatives]
         # Rows: every example, then every negative example (each block grouped by intent).
         self._build_index([features(e) for _, e in examples + negatives])
+        self.speller = Speller(w for _, e in examples + negatives for w in normalize(e).split())
         self._negative_starts, self._negative_groups = self._negative_blocks(
             [name for name, _ in negatives]
         )
@@ -157,7 +162,7 @@ class IntentMatcher:
     def _example_matches(self, text: str, limit: int) -> list[Match]:
         if not self._examples:
             return []
-        query = self._weights(features(text))
+        query = self._weights(features(self.speller.read(normalize(text))))
         known = [(self._column[f], w) for f, w in query.items() if f in self._column]
         if not known:
             return []
