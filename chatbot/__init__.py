@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from chatbot.actions import ActionResult, TurnView, action
 from chatbot.bot import Chatbot
 from chatbot.config import (
     Config,
@@ -28,6 +29,7 @@ from chatbot.intents import IntentMatcher
 from chatbot.session import MemoryStore, Session, SessionStore, SQLiteStore
 
 __all__ = [
+    "ActionResult",
     "BotMismatchError",
     "BotValidationError",
     "Chatbot",
@@ -50,6 +52,8 @@ __all__ = [
     "TokenizerConfig",
     "Trace",
     "TrainConfig",
+    "TurnView",
     "YamlError",
     "__version__",
+    "action",
 ]

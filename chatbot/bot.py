@@ -21,10 +21,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chatbot.actions import Action, ActionRegistry, load_actions
 from chatbot.botdir import BotDefinition, load_bot
 from chatbot.config import DecodeConfig
 from chatbot.dialogue import DialogueManager, Reply, ReplyGenerator
@@ -73,11 +74,14 @@ class Chatbot:
         store: SessionStore | None = None,
         decode: DecodeConfig | None = None,
         name: str = "chatbot",
+        actions: ActionRegistry | None = None,
     ) -> None:
         self.name = name
         self.generator = generator
         self.store = store if store is not None else MemoryStore()
-        self.dialogue = DialogueManager(intents, generator=generator, decode=decode)
+        self.actions = actions if actions is not None else ActionRegistry()
+        self.dialogue = DialogueManager(intents, generator=generator, decode=decode,
+                                        actions=self.actions)
         self._state_type = type(generator.initial_state()) if generator is not None else None
 
     @classmethod
@@ -119,6 +123,10 @@ class Chatbot:
             generator = Generator.load(definition.model, reply_filter=definition.reply_filter)
             if decode is None and definition.decode:
                 decode = generator.decode.replace(**definition.decode)
+        actions = ActionRegistry()
+        if definition.actions_file is not None:
+            for name, fn, timeout in load_actions(definition.actions_file):
+                actions.register(name, fn, timeout=timeout)
         if not isinstance(store, SessionStore):
             store = SQLiteStore(store)
         return cls(
@@ -127,7 +135,24 @@ class Chatbot:
             store=store,
             decode=decode,
             name=definition.name,
+            actions=actions,
         )
+
+    def action(
+        self, name: str | None = None, *, timeout: float | None = None
+    ) -> Callable[[Action], Action]:
+        """Registers a function as the action `name` (default: the function's name),
+        replacing one of that name; `timeout` overrides the default 5 seconds.
+
+            @bot.action("order_status")
+            def order_status(turn: TurnView) -> str:
+                return f"Order {turn.slots['order']} has shipped."
+        """
+        def register(fn: Action) -> Action:
+            self.actions.register(name or str(getattr(fn, "__name__", "")), fn, timeout=timeout)
+            return fn
+
+        return register
 
     @property
     def intents(self) -> IntentSet:

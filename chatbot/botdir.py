@@ -25,6 +25,7 @@ from typing import Any
 
 from yaml.nodes import Node
 
+from chatbot.actions import ACTIONS_FILE, declared_actions
 from chatbot.config import DecodeConfig
 from chatbot.errors import BotValidationError, ConfigError, LocatedError
 from chatbot.intents.loading import PolicyValues, read_intents, read_policy, read_version
@@ -61,6 +62,8 @@ class BotDefinition:
         decode: `DecodeConfig` settings from bot.yml.
         reply_filter: what no reply may say (bot.yml `reply_filter:`, a YAML
             file of blocked words and patterns; default: the packaged list).
+        actions_file: the bot's `actions.py`, if it has one (trusted code, run
+            when the bot is loaded; `chatbot check` only parses it).
     """
 
     root: Path
@@ -69,6 +72,7 @@ class BotDefinition:
     model: Path | None
     decode: dict[str, Any] = field(default_factory=dict)
     reply_filter: ReplyFilter | None = None
+    actions_file: Path | None = None
 
 
 def load_bot(path: str | Path | None = None, *, check_model: bool = False) -> BotDefinition:
@@ -85,9 +89,24 @@ def load_bot(path: str | Path | None = None, *, check_model: bool = False) -> Bo
 
 
 def check_bot(path: str | Path) -> list[LocatedError]:
-    """Every problem in a bot directory, the model's presence included; [] when clean."""
+    """Every problem in a bot directory, the model's presence included, and every
+    action an intent names that its `actions.py` does not define (read with `ast`:
+    no code runs); [] when clean."""
     problems: list[LocatedError] = []
-    read_bot(path, problems, check_model=True)
+    bot = read_bot(path, problems, check_model=True)
+    declared: dict[str, tuple[int, int]] = {}
+    if bot.actions_file is not None:
+        declared, broken = declared_actions(bot.actions_file)
+        problems += broken
+    for intent in bot.intents.intents:
+        if intent.action is not None and intent.action not in declared:
+            file, line, col = intent.action_at or (str(bot.root), 0, 0)
+            where = ACTIONS_FILE if bot.actions_file is not None else f"no {ACTIONS_FILE}"
+            problems.append(LocatedError(
+                file, line, col,
+                f"intent {intent.name!r} names action {intent.action!r}, which {where} "
+                + ("does not define (decorate a function with @action)"
+                   if bot.actions_file is not None else "defines")))
     return problems
 
 
@@ -110,7 +129,9 @@ def read_bot(
     if check_model and model is not None:
         _check_model(model, settings, problems)
     name = settings.name or root.resolve().name
-    return BotDefinition(root, name, intents, model, settings.decode, settings.reply_filter)
+    actions = root / ACTIONS_FILE
+    return BotDefinition(root, name, intents, model, settings.decode, settings.reply_filter,
+                         actions if actions.is_file() else None)
 
 
 @dataclass

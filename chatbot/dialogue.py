@@ -20,8 +20,10 @@ import random
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
+from chatbot.actions import ActionRegistry, TurnView
 from chatbot.intents import IntentMatcher, IntentSet, Match, Policy, templates
 from chatbot.intents.decide import Candidate, decide
 from chatbot.intents.schema import DEFAULT_FALLBACK, Intent, Rule
@@ -120,6 +122,9 @@ class Trace:
         rule: the rule that answered.
         slots: the slots after the turn.
         contexts: the active contexts after the turn (turns left).
+        action: the Python action the answering intent named, if any.
+        action_error: why that action gave no answer (it raised, timed out,
+            returned a wrong type or is not registered), if it failed.
     """
 
     text: str
@@ -130,6 +135,8 @@ class Trace:
     rule: Rule
     slots: tuple[tuple[str, str], ...] = ()
     contexts: tuple[tuple[str, int], ...] = ()
+    action: str | None = None
+    action_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples become lists)."""
@@ -153,6 +160,8 @@ class Trace:
             f"neural {p.neural_min_confidence}"
         )
         lines += [f"  {step}" for step in self.steps]
+        if self.action_error:
+            lines.append(f"action {self.action} failed: {self.action_error}")
         lines.append(f"decided by: {self.rule}")
         return "\n".join(lines)
 
@@ -167,6 +176,7 @@ class Reply:
         intent: the intent's name when `source == "intent"`.
         confidence: the intent's score, the generator's confidence, or 0 for fallback.
         trace: the candidates, scores, thresholds and the deciding rule.
+        action: the Python action that answered, if one did.
     """
 
     text: str
@@ -174,6 +184,7 @@ class Reply:
     intent: str | None
     confidence: float
     trace: Trace = field(repr=False, compare=False)
+    action: str | None = None
 
 
 @dataclass
@@ -183,6 +194,9 @@ class _Answer:
     intent: Intent | None = None
     confidence: float = 0.0
     slots: dict[str, str | None] = field(default_factory=dict)
+    contexts: dict[str, int] = field(default_factory=dict)
+    action: str | None = None
+    action_error: str | None = None
 
 
 @dataclass
@@ -216,8 +230,10 @@ class DialogueManager:
         *,
         generator: ReplyGenerator | None = None,
         decode: Any = None,
+        actions: ActionRegistry | None = None,
     ) -> None:
         self.intents = intents
+        self.actions = actions if actions is not None else ActionRegistry()
         self.policy = intents.policy
         self.generator = generator
         self.decode = decode
@@ -291,16 +307,42 @@ class DialogueManager:
         captured = {name: self.intents.normalize(name, value)
                     for name, value in turn.best.slots}
         changes: dict[str, str | None] = {**captured, **dict(intent.sets.slots)}
+        contexts: dict[str, int] = {}
+        said: str | None = None
+        if intent.action is not None:
+            outcome = self.actions.run(intent.action, self._view(turn, intent, captured, changes))
+            if outcome.result is None:
+                turn.steps.append(f"{rule}: action {intent.action} of intent {intent.name} "
+                                  f"failed ({outcome.error}); the fallback answers")
+                answer = self._rule_fallback(turn)
+                answer.action, answer.action_error = intent.action, outcome.error
+                return answer
+            changes.update(outcome.result.slots)
+            contexts = dict(outcome.result.contexts)
+            said = clean(outcome.result.text) if outcome.result.text is not None else None
         slots = {**turn.session.slots, **changes}
         filled = {k: v for k, v in slots.items() if v is not None}
-        text = templates.choose(
+        text = said or templates.choose(
             intent.responses, filled, avoid=turn.session.last_reply, rng=turn.rng
         )
         if not text:
             turn.steps.append(f"{rule}: no response of {intent.name} can be said with these slots")
             return None
-        turn.steps.append(f"{rule}: answered with intent {intent.name}")
-        return _Answer(text, "intent", intent, turn.best.score, changes)
+        by = f" (action {intent.action})" if intent.action else ""
+        turn.steps.append(f"{rule}: answered with intent {intent.name}{by}")
+        return _Answer(text, "intent", intent, turn.best.score, changes, contexts, intent.action)
+
+    def _view(self, turn: _Turn, intent: Intent, captured: dict[str, str | None],
+              changes: dict[str, str | None]) -> TurnView:
+        session = turn.session
+        slots = {k: v for k, v in {**session.slots, **changes}.items() if v is not None}
+        assert turn.best is not None
+        return TurnView(
+            text=turn.text, intent=intent.name, confidence=turn.best.score,
+            entities=MappingProxyType({k: v for k, v in captured.items() if v is not None}),
+            slots=MappingProxyType(slots), contexts=MappingProxyType(dict(session.contexts)),
+            history=tuple(session.history), session_id=session.id,
+        )
 
     def _rule_neural(self, turn: _Turn) -> _Answer | None:
         if turn.neural is None:
@@ -387,6 +429,7 @@ class DialogueManager:
         events.append(BotSaid(answer.text, answer.source, intent_name))
         if answer.intent is not None:
             events += [ContextSet(name, turns) for name, turns in answer.intent.sets.context]
+        events += [ContextSet(name, turns) for name, turns in answer.contexts.items()]
         for event in events:
             session.apply(event)
         if self.generator is not None:
@@ -400,8 +443,11 @@ class DialogueManager:
             rule=turn.rule,
             slots=tuple(sorted(session.slots.items())),
             contexts=tuple(sorted(session.contexts.items())),
+            action=answer.action,
+            action_error=answer.action_error,
         )
-        return Reply(answer.text, answer.source, intent_name, answer.confidence, trace)
+        return Reply(answer.text, answer.source, intent_name, answer.confidence, trace,
+                     action=answer.action if answer.action_error is None else None)
 
     def _neural_candidate(self, turn: _Turn) -> NeuralCandidate | None:
         if turn.neural is None:

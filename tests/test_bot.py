@@ -246,7 +246,7 @@ def test_check_prints_every_problem_and_exits_2(
     out = capsys.readouterr()
     assert out.out.splitlines() == [
         f"{tmp_path}/intents/a.yml:5:5: unknown key 'respones' (did you mean 'responses'?)",
-        f"{tmp_path}/intents/a.yml:3:5: intent 'greet' has no 'responses'",
+        f"{tmp_path}/intents/a.yml:3:5: intent 'greet' has no 'responses' or 'action'",
     ]
     assert out.err == f"2 problems in {tmp_path}\n"
 

@@ -41,7 +41,8 @@ BLOCKS = runnable_blocks()
 
 def test_the_docs_mark_their_runnable_blocks() -> None:
     assert [(file, lang) for file, _, lang, _ in BLOCKS] == [
-        ("README.md", "python"), ("docs/api.md", "python"), ("docs/intents.md", "bash"),
+        ("README.md", "python"), ("docs/actions.md", "bash"), ("docs/api.md", "python"),
+        ("docs/intents.md", "bash"),
     ]
 
 

@@ -37,7 +37,7 @@ FILE_KEYS = ("version", "intents", "fallback", "policy", "slots")
 SLOT_KEYS = ("normalize",)
 INTENT_KEYS = (
     "name", "description", "examples", "negative_examples", "patterns", "responses",
-    "override", "priority", "requires", "sets",
+    "override", "priority", "requires", "sets", "action",
 )
 POLICY_KEYS = ("order", "intent_threshold", "ambiguity_margin", "neural_min_confidence")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -138,8 +138,10 @@ def _read_file(state: _Folder, file: Path) -> None:
 
 
 def _read_slot_specs(state: _Folder, reader: Reader, node: Node) -> None:
-    """`slots: {name: {normalize: title}}`: how each slot's captured value is normalised."""
+    """`slots: {name: {normalize: title}}`: how each slot's captured value is normalised.
+    A slot described here counts as set (an action may set it)."""
     for name, (key_node, value_node) in (reader.mapping(node, what="'slots'") or {}).items():
+        state.slots_set.add(name)
         if name in state.slot_specs:
             reader.error(key_node, f"slot {name!r} is already described at "
                                    f"{state.slot_specs[name][1]}")
@@ -193,8 +195,17 @@ def _read_intent(state: _Folder, reader: Reader, node: Node) -> None:
     responses: list[Response] = []
     if "responses" in entries:
         responses = _read_responses(state, reader, entries["responses"][1], what="'responses'")
-    else:
-        reader.error(node, f"intent {name!r} has no 'responses'")
+    action, action_at = None, None
+    if "action" in entries:
+        action_node = entries["action"][1]
+        action = reader.string(action_node, what="'action'")
+        if action is not None and not _ACTION.match(action):
+            reader.error(action_node, f"action name {action!r} must be a Python identifier")
+            action = None
+        mark = action_node.start_mark
+        action_at = (str(reader.path), mark.line + 1, mark.column + 1)
+    if "responses" not in entries and "action" not in entries:
+        reader.error(node, f"intent {name!r} has no 'responses' or 'action'")
     if not examples and not patterns:
         reader.error(name_node, f"intent {name!r} has no examples or patterns to match")
     for pattern in patterns:
@@ -210,8 +221,13 @@ def _read_intent(state: _Folder, reader: Reader, node: Node) -> None:
             priority=_optional(reader.integer, get("priority"), "'priority'", 0),
             requires=_read_requires(state, reader, get("requires")),
             sets=_read_sets(state, reader, get("sets")),
+            action=action,
+            action_at=action_at,
         )
     )
+
+
+_ACTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _optional(read: Any, entry: tuple[Node, Node] | None, what: str, default: Any) -> Any:

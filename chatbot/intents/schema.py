@@ -56,6 +56,10 @@ class Intent:
     priority: int = 0
     requires: Requires = field(default_factory=Requires)
     sets: Sets = field(default_factory=Sets)
+    action: str | None = None
+    """The Python action that answers (`chatbot.actions`); its text, else a response."""
+    action_at: tuple[str, int, int] | None = None
+    """Where the intent file names `action` (file, line, column)."""
 
     @property
     def pattern_slots(self) -> tuple[str, ...]:

@@ -74,11 +74,34 @@ def _lines(open_: Callable[[ChatOptions], Chat], options: ChatOptions, *, stdin:
     return run_lines(open_(options), stdin=stdin, stdout=stdout, json_lines=options.json)
 
 
+def log_to_file() -> Path | None:
+    """Sends the `chatbot` loggers' records (a failing action's traceback) to
+    `chatbot.log` beside the default session store rather than the terminal,
+    unless the program configured logging itself; returns the file, or None."""
+    import logging
+
+    from chatbot.session.store import default_store_path
+
+    logger = logging.getLogger("chatbot")
+    if logging.getLogger().handlers or logger.handlers:
+        return None
+    path = default_store_path().with_name("chatbot.log")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    return path
+
+
 def _interactive(loading: Loading[Chat], *, options: ChatOptions) -> int:
     from rich.console import Console
 
     from chatbot.repl.app import Repl
 
+    log_to_file()
     resume = "chatbot chat" + (f" {shlex.quote(options.bot)}" if options.bot else "")
     repl = Repl(
         loading,

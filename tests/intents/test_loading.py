@@ -98,7 +98,7 @@ def test_every_problem_is_reported_at_once_with_its_place(tmp_path: Path) -> Non
     )
     assert problems(tmp_path) == [
         "intents/a.yml:5:5: unknown key 'respones' (did you mean 'responses'?)",
-        "intents/a.yml:3:5: intent 'greet' has no 'responses'",
+        "intents/a.yml:3:5: intent 'greet' has no 'responses' or 'action'",
         "intents/a.yml:6:11: duplicate intent 'greet' (first defined at "
         f"{tmp_path}/intents/a.yml:3:11)",
         "intents/a.yml:8:16: invalid regex '(unclosed': missing ), unterminated subpattern "
