@@ -16,16 +16,20 @@ and the reply both update the neural conversation state.
 
 from __future__ import annotations
 
+import datetime
+import importlib.util
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 from chatbot.actions import ActionRegistry, TurnView
+from chatbot.errors import ConfigError
 from chatbot.intents import IntentMatcher, IntentSet, Match, Policy, templates
 from chatbot.intents.decide import Candidate, decide
+from chatbot.intents.entities import EntityExtractor
 from chatbot.intents.schema import DEFAULT_FALLBACK, Intent, Rule
 from chatbot.intents.text import clean
 from chatbot.session import (
@@ -213,6 +217,7 @@ class _Turn:
     state: Any = None
     neural: Any = None
     state_after_user: Any = None
+    entities: dict[str, str] = field(default_factory=dict)
     answer: _Answer | None = None
     rule: Rule = "fallback"
 
@@ -238,6 +243,14 @@ class DialogueManager:
         self.generator = generator
         self.decode = decode
         self.matcher = IntentMatcher(intents.intents)
+        self.entities = EntityExtractor(intents.entities)
+        self.clock: Callable[[], datetime.datetime] = datetime.datetime.now
+        """What "now" is for date and time entities ("tomorrow")."""
+        dated = [e.name for e in intents.entities if e.kind in ("date", "time", "datetime")]
+        if dated and importlib.util.find_spec("dateparser") is None:
+            raise ConfigError(
+                f"entity {dated[0]!r} reads dates, which needs the optional dateparser "
+                "package: pip install 'chatbot[dates]'")
         self._by_name = {intent.name: intent for intent in intents.intents}
 
     def handle(self, session: Session, text: str, *, decode: Any = None) -> Reply:
@@ -269,9 +282,18 @@ class DialogueManager:
         key = f"{session.id}:{session.turn}"
         turn = _Turn(session, cleaned, random.Random(key), zlib.crc32(key.encode()))
         if cleaned:
+            if self.intents.entities:
+                found = self.entities.extract(cleaned, now=self.clock())
+                for name, value in found.items():
+                    normal = self.intents.normalize(name, value)
+                    if normal:
+                        turn.entities[name] = normal
+                if turn.entities:
+                    turn.steps.append("entities: " + ", ".join(
+                        f"{k}={v!r}" for k, v in turn.entities.items()))
             decision = decide(
                 self.matcher.rank(cleaned), self._by_name, self.policy,
-                contexts=session.contexts, slots=session.slots,
+                contexts=session.contexts, slots={**session.slots, **turn.entities},
             )
             turn.candidates, turn.best = list(decision.candidates), decision.best
             turn.steps.append(f"match: {decision.reason}")
@@ -304,8 +326,8 @@ class DialogueManager:
 
     def _intent_answer(self, turn: _Turn, intent: Intent, rule: str) -> _Answer | None:
         assert turn.best is not None
-        captured = {name: self.intents.normalize(name, value)
-                    for name, value in turn.best.slots}
+        captured = {**turn.entities, **{name: self.intents.normalize(name, value)
+                                        for name, value in turn.best.slots}}
         changes: dict[str, str | None] = {**captured, **dict(intent.sets.slots)}
         contexts: dict[str, int] = {}
         said: str | None = None
@@ -424,7 +446,8 @@ class DialogueManager:
         assert answer is not None
         session = turn.session
         events: list[Event] = [UserSaid(turn.text)]
-        events += [SlotSet(name, value) for name, value in answer.slots.items()]
+        slots = {**turn.entities, **answer.slots}
+        events += [SlotSet(name, value) for name, value in slots.items()]
         intent_name = answer.intent.name if answer.intent else None
         events.append(BotSaid(answer.text, answer.source, intent_name))
         if answer.intent is not None:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from chatbot.errors import BotValidationError, LocatedError
+from chatbot.intents.entities import BUILT_IN, Entity
 from chatbot.intents.nodes import Reader, read_file
 from chatbot.intents.schema import (
     DEFAULT_FALLBACK,
@@ -33,7 +34,7 @@ from chatbot.intents.schema import (
 from chatbot.intents.templates import template_slots
 from chatbot.intents.text import normalize
 
-FILE_KEYS = ("version", "intents", "fallback", "policy", "slots")
+FILE_KEYS = ("version", "intents", "fallback", "policy", "slots", "entities")
 SLOT_KEYS = ("normalize",)
 INTENT_KEYS = (
     "name", "description", "examples", "negative_examples", "patterns", "responses",
@@ -70,6 +71,7 @@ class _Folder:
     slots_set: set[str] = field(default_factory=set)
     contexts_set: set[str] = field(default_factory=set)
     slot_specs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    entities: dict[str, tuple[Entity, str]] = field(default_factory=dict)
 
 
 def intent_files(folder: str | Path) -> list[Path]:
@@ -108,6 +110,7 @@ def read_intents(
         fallback=tuple(state.fallback) or DEFAULT_FALLBACK,
         policy=make_policy(state.policy),
         slots=tuple(sorted((name, how) for name, (how, _) in state.slot_specs.items())),
+        entities=tuple(entity for entity, _ in state.entities.values()),
     )
 
 
@@ -135,6 +138,63 @@ def _read_file(state: _Folder, file: Path) -> None:
         read_policy(reader, top["policy"][1], state.policy)
     if "slots" in top:
         _read_slot_specs(state, reader, top["slots"][1])
+    if "entities" in top:
+        _read_entities(state, reader, top["entities"][1])
+
+
+def _read_entities(state: _Folder, reader: Reader, node: Node) -> None:
+    """`entities: {NAME: lookup | [values] | {pattern: REGEX} | {type: number|date|...}}`."""
+    for name, (key_node, value_node) in (reader.mapping(node, what="'entities'") or {}).items():
+        if name in state.entities:
+            reader.error(key_node, f"entity {name!r} is already defined at "
+                                   f"{state.entities[name][1]}")
+            continue
+        entity = _read_entity(reader, name, value_node)
+        if entity is not None:
+            state.entities[name] = (entity, reader.where(key_node))
+            state.slots_set.add(name)
+
+
+def _read_entity(reader: Reader, name: str, node: Node) -> Entity | None:
+    what = f"entity {name!r}"
+    if isinstance(node, SequenceNode):
+        values: list[tuple[str, tuple[str, ...]]] = [
+            (text, ()) for text, _ in reader.strings(node, what=what)]
+        return Entity(name, "lookup", tuple(values)) if values else None
+    entries = reader.mapping(node, what=what)
+    if entries is None:
+        return None
+    special = {k: v for k, v in entries.items() if k in ("type", "pattern")
+               and isinstance(v[1], ScalarNode)}
+    if special:
+        if len(entries) != 1:
+            reader.error(node, f"{what}: 'type' or 'pattern' stands alone")
+            return None
+        key, (_, value_node) = next(iter(special.items()))
+        text = reader.string(value_node, what=f"{what} {key}")
+        if text is None:
+            return None
+        if key == "type":
+            if text not in BUILT_IN:
+                reader.error(value_node, f"{what}: unknown type {text!r}; use one of "
+                                         f"{', '.join(BUILT_IN)}")
+                return None
+            return Entity(name, text)
+        try:
+            return Entity(name, "pattern", pattern=re.compile(text, re.IGNORECASE))
+        except re.error as exc:
+            reader.error(value_node, f"{what}: invalid regex {text!r}: {exc.msg}")
+            return None
+    values = []
+    for value, (value_key, synonyms_node) in entries.items():
+        synonyms: list[str] = []
+        if not (isinstance(synonyms_node, ScalarNode) and synonyms_node.value in ("", "~", "null")):
+            synonyms = [t for t, _ in reader.strings(synonyms_node, what=f"synonyms of {value!r}")]
+        if not normalize(value):
+            reader.error(value_key, f"{what}: value {value!r} has no words to match")
+            continue
+        values.append((value, tuple(synonyms)))
+    return Entity(name, "lookup", tuple(values))
 
 
 def _read_slot_specs(state: _Folder, reader: Reader, node: Node) -> None:

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from chatbot.intents.entities import Entity
+
 Rule = Literal["override", "neural", "intents", "fallback"]
 RULES: tuple[Rule, ...] = ("override", "neural", "intents", "fallback")
 SCHEMA_VERSION = 1
@@ -119,6 +121,7 @@ class IntentSet:
     fallback: tuple[Response, ...] = DEFAULT_FALLBACK
     policy: Policy = field(default_factory=Policy)
     slots: tuple[tuple[str, str], ...] = ()
+    entities: tuple[Entity, ...] = ()
 
     def normalize(self, slot: str, value: str | None) -> str | None:
         """A captured `value` of `slot` as its normaliser makes it (None stays None)."""
