@@ -55,6 +55,19 @@ ATTEMPTS = 20
 version to another process before `SessionConflictError` reaches the caller."""
 
 
+def definition_actions(definition: BotDefinition) -> ActionRegistry:
+    """The actions of a bot directory's `actions.py` (none without one).
+
+    Raises:
+        ActionError: the file raises while it runs, or does not load.
+    """
+    actions = ActionRegistry()
+    if definition.actions_file is not None:
+        for name, fn, timeout in load_actions(definition.actions_file):
+            actions.register(name, fn, timeout=timeout)
+    return actions
+
+
 class Chatbot:
     """Answers sessions' turns with one intent set, one generator and one session store.
 
@@ -123,10 +136,7 @@ class Chatbot:
             generator = Generator.load(definition.model, reply_filter=definition.reply_filter)
             if decode is None and definition.decode:
                 decode = generator.decode.replace(**definition.decode)
-        actions = ActionRegistry()
-        if definition.actions_file is not None:
-            for name, fn, timeout in load_actions(definition.actions_file):
-                actions.register(name, fn, timeout=timeout)
+        actions = definition_actions(definition)
         if not isinstance(store, SessionStore):
             store = SQLiteStore(store)
         return cls(

@@ -27,21 +27,22 @@ from typing import Any, Literal, Protocol
 
 from chatbot.actions import ActionRegistry, TurnView
 from chatbot.errors import ConfigError
-from chatbot.intents import IntentMatcher, IntentSet, Match, Policy, templates
+from chatbot.intents import IntentMatcher, IntentSet, Match, Policy, forms, templates
 from chatbot.intents.decide import Candidate, decide
 from chatbot.intents.entities import EntityExtractor
-from chatbot.intents.schema import DEFAULT_FALLBACK, Intent, Rule
+from chatbot.intents.schema import DEFAULT_FALLBACK, Form, FormSlot, Intent, Rule
 from chatbot.intents.text import clean
 from chatbot.session import (
     BotSaid,
     ContextSet,
     Event,
+    FormSet,
     Session,
     SlotSet,
     UserSaid,
 )
 
-Source = Literal["intent", "neural", "fallback"]
+Source = Literal["intent", "neural", "fallback", "form"]
 DEGENERATE_FLAGS = ("empty", "loop", "echo", "repeat")
 
 
@@ -129,6 +130,7 @@ class Trace:
         action: the Python action the answering intent named, if any.
         action_error: why that action gave no answer (it raised, timed out,
             returned a wrong type or is not registered), if it failed.
+        form: the active form after the turn, if any.
     """
 
     text: str
@@ -141,6 +143,7 @@ class Trace:
     contexts: tuple[tuple[str, int], ...] = ()
     action: str | None = None
     action_error: str | None = None
+    form: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples become lists)."""
@@ -201,6 +204,8 @@ class _Answer:
     contexts: dict[str, int] = field(default_factory=dict)
     action: str | None = None
     action_error: str | None = None
+    form: tuple[str | None] | None = None
+    """(name,) starts the form `name`, (None,) ends the active one; None changes nothing."""
 
 
 @dataclass
@@ -252,6 +257,7 @@ class DialogueManager:
                 f"entity {dated[0]!r} reads dates, which needs the optional dateparser "
                 "package: pip install 'chatbot[dates]'")
         self._by_name = {intent.name: intent for intent in intents.intents}
+        self._forms = {form.name: form for form in intents.forms}
 
     def handle(self, session: Session, text: str, *, decode: Any = None) -> Reply:
         """The reply to `text` in `session`; the turn's events are applied to it.
@@ -270,6 +276,8 @@ class DialogueManager:
         order = self.policy.order
         split = order.index("neural") if "neural" in order else len(order)
         for turn in turns:
+            if turn.session.form is not None:
+                turn.answer, turn.rule = self._form_turn(turn), "form"
             self._run(turn, order[:split])
         self._decode([t for t in turns if t.answer is None and "neural" in order], decode)
         for turn in turns:
@@ -347,12 +355,140 @@ class DialogueManager:
         text = said or templates.choose(
             intent.responses, filled, avoid=turn.session.last_reply, rng=turn.rng
         )
+        if intent.form is not None and intent.form in self._forms and rule != "form":
+            return self._start_form(turn, intent, self._forms[intent.form], text, changes)
         if not text:
             turn.steps.append(f"{rule}: no response of {intent.name} can be said with these slots")
             return None
         by = f" (action {intent.action})" if intent.action else ""
         turn.steps.append(f"{rule}: answered with intent {intent.name}{by}")
         return _Answer(text, "intent", intent, turn.best.score, changes, contexts, intent.action)
+
+    def _start_form(self, turn: _Turn, intent: Intent, form: Form, text: str | None,
+                    changes: dict[str, str | None]) -> _Answer:
+        """The intent `intent` starts `form`: its response (if any), then the first
+        question, or the form's completion when every slot is known already."""
+        assert turn.best is not None
+        forget = {s.name: None for s in form.slots
+                  if not s.remember and s.name in turn.session.slots and s.name not in changes}
+        changes = {**forget, **changes}
+        known = {k: v for k, v in {**turn.session.slots, **changes}.items() if v is not None}
+        turn.steps.append(f"intents: intent {intent.name} starts form {form.name}")
+        missing = next((s for s in form.slots if s.name not in known), None)
+        if missing is None:
+            done = self._complete_form(turn, form, known, changes)
+            done.text = " ".join(t for t in (text, done.text) if t)
+            done.intent, done.confidence, done.form = intent, turn.best.score, (None,)
+            return done
+        question = self._ask(turn, missing, known)
+        return _Answer(" ".join(t for t in (text, question) if t), "intent", intent,
+                       turn.best.score, changes, form=(form.name,))
+
+    def _form_turn(self, turn: _Turn) -> _Answer | None:
+        """The active form's answer: a cancel, an interruption answered and the
+        question asked again, a value accepted or refused, the next question or the
+        completion. None when the session's form is not this bot's."""
+        session = turn.session
+        form = self._forms.get(session.form or "")
+        if form is None:
+            turn.steps.append(f"form: {session.form!r} is not a form of this bot; it ends")
+            return None
+        known = dict(session.slots)
+        if (turn.best is not None and turn.best.intent == form.cancel_intent) or (
+                form.cancel_intent is None and forms.cancels(turn.text)):
+            turn.steps.append(f"form {form.name}: cancelled")
+            text = templates.choose(form.cancelled, known, avoid=None, rng=turn.rng) or "OK."
+            return _Answer(text, "form", form=(None,))
+        by_name = {s.name: s for s in form.slots}
+        asked = next((s for s in form.slots if s.name not in known), None)
+        starters = {i.name for i in self.intents.intents if i.form == form.name}
+        interrupting = turn.best is not None and turn.best.intent not in starters
+        values = {name: turn.entities[name] for name in by_name if name in turn.entities}
+        if asked is not None and asked.name not in values and not interrupting:
+            value = forms.read_value(asked, turn.text, now=self.clock())
+            if value is not None:
+                values[asked.name] = value
+        accepted: dict[str, str | None] = {}
+        refusal: str | None = None
+        for name, value in values.items():
+            reason = self._refuse(turn, by_name[name], value)
+            if reason is None:
+                accepted[name] = value
+                continue
+            turn.entities.pop(name, None)   # a refused value is not stored
+            if asked is not None and name == asked.name:
+                refusal = reason
+        if not values and interrupting:
+            assert turn.best is not None
+            answer = self._intent_answer(turn, self._by_name[turn.best.intent], "form")
+            if answer is not None and asked is not None:
+                turn.steps.append(f"form {form.name}: interrupted; asks for {asked.name} again")
+                answer.text = f"{answer.text} {self._ask(turn, asked, known)}"
+                return answer
+        after = {**known, **{k: v for k, v in accepted.items() if v is not None}}
+        missing = next((s for s in form.slots if s.name not in after), None)
+        if missing is None:
+            return self._complete_form(turn, form, after, accepted)
+        if asked is not None and asked.name not in accepted:
+            refusal = refusal or self._invalid(turn, asked, after)
+            turn.steps.append(f"form {form.name}: no valid {asked.name}; asks again")
+            text = f"{refusal} {self._ask(turn, missing, after)}"
+        else:
+            if accepted:
+                turn.steps.append(f"form {form.name}: filled {', '.join(accepted)}")
+            text = self._ask(turn, missing, after)
+        return _Answer(text, "form", slots=accepted)
+
+    def _ask(self, turn: _Turn, slot: FormSlot, slots: dict[str, str]) -> str:
+        return templates.choose(slot.ask, slots, avoid=None, rng=turn.rng) or f"{slot.name}?"
+
+    def _invalid(self, turn: _Turn, slot: FormSlot, slots: dict[str, str]) -> str:
+        return (templates.choose(slot.invalid, slots, avoid=None, rng=turn.rng)
+                or forms.DEFAULT_INVALID)
+
+    def _refuse(self, turn: _Turn, slot: FormSlot, value: str) -> str | None:
+        """Why `value` is refused for `slot` (its invalid message), or None."""
+        known = {k: v for k, v in turn.session.slots.items()}
+        if forms.problem(slot, value):
+            return self._invalid(turn, slot, known)
+        if slot.validate is None:
+            return None
+        view = TurnView(turn.text, turn.session.form or "", 1.0,
+                        MappingProxyType({slot.name: value}), MappingProxyType(known),
+                        MappingProxyType(dict(turn.session.contexts)),
+                        tuple(turn.session.history), turn.session.id)
+        outcome = self.actions.run(slot.validate, view)
+        if outcome.result is None:
+            turn.steps.append(f"form: validate action {slot.validate} failed ({outcome.error})")
+            return self._invalid(turn, slot, known)
+        return clean(outcome.result.text) if outcome.result.text else None
+
+    def _complete_form(self, turn: _Turn, form: Form, slots: dict[str, str],
+                       changes: dict[str, str | None]) -> _Answer:
+        turn.steps.append(f"form {form.name}: complete")
+        filled = {k: v for k, v in {**slots, **changes}.items() if v is not None}
+        said: str | None = None
+        contexts: dict[str, int] = {}
+        if form.action is not None:
+            view = TurnView(turn.text, form.name, 1.0, MappingProxyType({}),
+                            MappingProxyType(filled),
+                            MappingProxyType(dict(turn.session.contexts)),
+                            tuple(turn.session.history), turn.session.id)
+            outcome = self.actions.run(form.action, view)
+            if outcome.result is None:
+                turn.steps.append(f"form {form.name}: action {form.action} failed "
+                                  f"({outcome.error}); the fallback answers")
+                answer = self._rule_fallback(turn)
+                answer.slots, answer.form = dict(changes), (None,)
+                answer.action, answer.action_error = form.action, outcome.error
+                return answer
+            changes = {**changes, **outcome.result.slots}
+            filled = {k: v for k, v in {**filled, **changes}.items() if v is not None}
+            contexts = dict(outcome.result.contexts)
+            said = clean(outcome.result.text) if outcome.result.text else None
+        text = said or templates.choose(form.done, filled, avoid=None, rng=turn.rng) or "Done."
+        return _Answer(text, "form", slots=dict(changes), contexts=contexts,
+                       action=form.action, form=(None,))
 
     def _view(self, turn: _Turn, intent: Intent, captured: dict[str, str | None],
               changes: dict[str, str | None]) -> TurnView:
@@ -448,6 +584,10 @@ class DialogueManager:
         events: list[Event] = [UserSaid(turn.text)]
         slots = {**turn.entities, **answer.slots}
         events += [SlotSet(name, value) for name, value in slots.items()]
+        if answer.form is not None:
+            events.append(FormSet(answer.form[0]))
+        elif session.form is not None and session.form not in self._forms:
+            events.append(FormSet(None))
         intent_name = answer.intent.name if answer.intent else None
         events.append(BotSaid(answer.text, answer.source, intent_name))
         if answer.intent is not None:
@@ -468,6 +608,7 @@ class DialogueManager:
             contexts=tuple(sorted(session.contexts.items())),
             action=answer.action,
             action_error=answer.action_error,
+            form=session.form,
         )
         return Reply(answer.text, answer.source, intent_name, answer.confidence, trace,
                      action=answer.action if answer.action_error is None else None)

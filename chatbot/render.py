@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from chatbot.config import DecodeConfig
 
 MAX_OPTIONS = 12
-SOURCE_STYLES = {"intent": "cyan", "neural": "green", "fallback": "yellow"}
+SOURCE_STYLES = {"intent": "cyan", "neural": "green", "fallback": "yellow", "form": "magenta"}
 SHADES = " ░▒▓█"
 MAX_CANDIDATES = 5
 LABEL_WIDTH = 10

@@ -20,10 +20,15 @@ from chatbot.errors import BotValidationError, LocatedError
 from chatbot.intents.entities import BUILT_IN, Entity
 from chatbot.intents.nodes import Reader, read_file
 from chatbot.intents.schema import (
+    DEFAULT_CANCELLED,
     DEFAULT_FALLBACK,
+    FORM_SLOT_TYPES,
     NORMALIZERS,
     RULES,
     SCHEMA_VERSION,
+    Form,
+    FormSlot,
+    FormSlotType,
     Intent,
     IntentSet,
     Policy,
@@ -34,11 +39,14 @@ from chatbot.intents.schema import (
 from chatbot.intents.templates import template_slots
 from chatbot.intents.text import normalize
 
-FILE_KEYS = ("version", "intents", "fallback", "policy", "slots", "entities")
+FILE_KEYS = ("version", "intents", "fallback", "policy", "slots", "entities", "forms")
+FORM_KEYS = ("name", "description", "slots", "done", "action", "cancel_intent", "cancelled")
+FORM_SLOT_KEYS = ("name", "type", "ask", "invalid", "choices", "pattern", "min", "max",
+                  "validate", "remember")
 SLOT_KEYS = ("normalize",)
 INTENT_KEYS = (
     "name", "description", "examples", "negative_examples", "patterns", "responses",
-    "override", "priority", "requires", "sets", "action",
+    "override", "priority", "requires", "sets", "action", "form",
 )
 POLICY_KEYS = ("order", "intent_threshold", "ambiguity_margin", "neural_min_confidence")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -72,6 +80,8 @@ class _Folder:
     contexts_set: set[str] = field(default_factory=set)
     slot_specs: dict[str, tuple[str, str]] = field(default_factory=dict)
     entities: dict[str, tuple[Entity, str]] = field(default_factory=dict)
+    forms: dict[str, tuple[Form, str]] = field(default_factory=dict)
+    form_uses: list[tuple[Reader, Node, str, str]] = field(default_factory=list)
 
 
 def intent_files(folder: str | Path) -> list[Path]:
@@ -105,13 +115,27 @@ def read_intents(
     for file in intent_files(folder):
         _read_file(state, file)
     _check_uses(state)
+    _check_form_uses(state)
     return IntentSet(
         intents=tuple(state.intents),
         fallback=tuple(state.fallback) or DEFAULT_FALLBACK,
         policy=make_policy(state.policy),
         slots=tuple(sorted((name, how) for name, (how, _) in state.slot_specs.items())),
         entities=tuple(entity for entity, _ in state.entities.values()),
+        forms=tuple(form for form, _ in state.forms.values()),
     )
+
+
+def _check_form_uses(state: _Folder) -> None:
+    known = {"form": set(state.forms), "intent": set(state.names),
+             "entity": set(state.entities)}
+    for reader, node, kind, name in state.form_uses:
+        if name in known[kind]:
+            continue
+        if kind == "entity":
+            reader.error(node, f"slot {name!r} of type entity has no entity of that name")
+        else:
+            reader.error(node, f"no {kind} {name!r} is defined" + _closest(name, known[kind]))
 
 
 def make_policy(values: PolicyValues) -> Policy:
@@ -140,6 +164,93 @@ def _read_file(state: _Folder, file: Path) -> None:
         _read_slot_specs(state, reader, top["slots"][1])
     if "entities" in top:
         _read_entities(state, reader, top["entities"][1])
+    if "forms" in top:
+        for item in reader.sequence(top["forms"][1], what="'forms'"):
+            _read_form(state, reader, item)
+
+
+def _read_form(state: _Folder, reader: Reader, node: Node) -> None:
+    entries = reader.mapping(node, what="a form", keys=FORM_KEYS, required=("name", "slots"))
+    if entries is None or "name" not in entries or "slots" not in entries:
+        return
+    value = {key: item for key, (_, item) in entries.items()}
+    name = reader.string(value["name"], what="the form's 'name'")
+    if name is None:
+        return
+    if name in state.forms:
+        reader.error(value["name"], f"duplicate form {name!r} (first defined at "
+                                    f"{state.forms[name][1]})")
+        return
+    slots: list[FormSlot] = []
+    for item in reader.sequence(value["slots"], what=f"the slots of form {name!r}"):
+        slot = _read_form_slot(state, reader, item, name)
+        if slot is None:
+            continue
+        if slot.name in {s.name for s in slots}:
+            reader.error(item, f"form {name!r} asks for slot {slot.name!r} twice")
+            continue
+        slots.append(slot)
+        state.slots_set.add(slot.name)
+    if not slots:
+        reader.error(value["slots"], f"form {name!r} has no slots")
+        return
+    done = _read_responses(state, reader, value["done"], what="'done'") \
+        if "done" in value else []
+    cancelled = _read_responses(state, reader, value["cancelled"], what="'cancelled'") \
+        if "cancelled" in value else list(DEFAULT_CANCELLED)
+    action = _action_name(reader, value["action"]) if "action" in value else None
+    if not done and action is None:
+        reader.error(value["name"], f"form {name!r} has no 'done' response or 'action'")
+    cancel = None
+    if "cancel_intent" in value:
+        cancel = reader.string(value["cancel_intent"], what="'cancel_intent'")
+        if cancel is not None:
+            state.form_uses.append((reader, value["cancel_intent"], "intent", cancel))
+    form = Form(name, tuple(slots), tuple(done), action, cancel, tuple(cancelled))
+    state.forms[name] = (form, reader.where(value["name"]))
+
+
+def _action_name(reader: Reader, node: Node) -> str | None:
+    name = reader.string(node, what="'action'")
+    if name is not None and not _ACTION.match(name):
+        reader.error(node, f"action name {name!r} must be a Python identifier")
+        return None
+    return name
+
+
+def _read_form_slot(state: _Folder, reader: Reader, node: Node, form: str) -> FormSlot | None:
+    entries = reader.mapping(node, what=f"a slot of form {form!r}", keys=FORM_SLOT_KEYS,
+                             required=("name", "ask"))
+    if entries is None or "name" not in entries or "ask" not in entries:
+        return None
+    value = {key: item for key, (_, item) in entries.items()}
+    name = reader.string(value["name"], what="the slot's 'name'")
+    if name is None:
+        return None
+    kind: FormSlotType = "text"
+    if "type" in value:
+        said = reader.string(value["type"], what="'type'")
+        if said in FORM_SLOT_TYPES:
+            kind = said
+        elif said is not None:
+            reader.error(value["type"], f"slot {name!r}: unknown type {said!r}; use one of "
+                                        f"{', '.join(FORM_SLOT_TYPES)}")
+    ask = _read_responses(state, reader, value["ask"], what="'ask'")
+    invalid = _read_responses(state, reader, value["invalid"], what="'invalid'") \
+        if "invalid" in value else []
+    choices = [t for t, _ in reader.strings(value["choices"], what="'choices'")] \
+        if "choices" in value else []
+    if kind == "choice" and not choices:
+        reader.error(value["name"], f"slot {name!r} of type choice has no 'choices'")
+    if kind == "entity":
+        state.form_uses.append((reader, value["name"], "entity", name))
+    patterns = _read_patterns(reader, value["pattern"]) if "pattern" in value else []
+    low = reader.number(value["min"], what="'min'") if "min" in value else None
+    high = reader.number(value["max"], what="'max'") if "max" in value else None
+    validate = _action_name(reader, value["validate"]) if "validate" in value else None
+    remember = _optional(reader.boolean, entries.get("remember"), "'remember'", True)
+    return FormSlot(name, tuple(ask), kind, tuple(invalid), tuple(choices),
+                    patterns[0] if patterns else None, low, high, validate, remember)
 
 
 def _read_entities(state: _Folder, reader: Reader, node: Node) -> None:
@@ -255,6 +366,11 @@ def _read_intent(state: _Folder, reader: Reader, node: Node) -> None:
     responses: list[Response] = []
     if "responses" in entries:
         responses = _read_responses(state, reader, entries["responses"][1], what="'responses'")
+    form = None
+    if "form" in entries:
+        form = reader.string(entries["form"][1], what="'form'")
+        if form is not None:
+            state.form_uses.append((reader, entries["form"][1], "form", form))
     action, action_at = None, None
     if "action" in entries:
         action_node = entries["action"][1]
@@ -264,7 +380,7 @@ def _read_intent(state: _Folder, reader: Reader, node: Node) -> None:
             action = None
         mark = action_node.start_mark
         action_at = (str(reader.path), mark.line + 1, mark.column + 1)
-    if "responses" not in entries and "action" not in entries:
+    if not {"responses", "action", "form"} & set(entries):
         reader.error(node, f"intent {name!r} has no 'responses' or 'action'")
     if not examples and not patterns:
         reader.error(name_node, f"intent {name!r} has no examples or patterns to match")
@@ -283,6 +399,7 @@ def _read_intent(state: _Folder, reader: Reader, node: Node) -> None:
             sets=_read_sets(state, reader, get("sets")),
             action=action,
             action_at=action_at,
+            form=form,
         )
     )
 

@@ -8,7 +8,8 @@ from typing import Literal
 
 from chatbot.intents.entities import Entity
 
-Rule = Literal["override", "neural", "intents", "fallback"]
+Rule = Literal["override", "neural", "intents", "fallback", "form"]
+"""`form` is not a policy rule: an active form answers before all of them."""
 RULES: tuple[Rule, ...] = ("override", "neural", "intents", "fallback")
 SCHEMA_VERSION = 1
 
@@ -60,6 +61,8 @@ class Intent:
     sets: Sets = field(default_factory=Sets)
     action: str | None = None
     """The Python action that answers (`chatbot.actions`); its text, else a response."""
+    form: str | None = None
+    """The form this intent starts."""
     action_at: tuple[str, int, int] | None = None
     """Where the intent file names `action` (file, line, column)."""
 
@@ -68,6 +71,68 @@ class Intent:
         """Slots filled by the named groups of the patterns."""
         names = dict.fromkeys(name for p in self.patterns for name in p.groupindex)
         return tuple(names)
+
+
+FormSlotType = Literal["text", "number", "choice", "entity", "date"]
+FORM_SLOT_TYPES: tuple[FormSlotType, ...] = ("text", "number", "choice", "entity", "date")
+
+
+@dataclass(frozen=True)
+class FormSlot:
+    """One slot a form needs: how to ask for it and what is a valid value.
+
+    Attributes:
+        name: the slot.
+        ask: the question (response variants).
+        type: `text` (the whole answer), `number`, `choice` (one of `choices`,
+            forgiving case and one slip), `entity` (only the entity of the slot's
+            name fills it) or `date`.
+        invalid: what to say before asking again when a value is not valid.
+        choices: `choice`: the values allowed.
+        pattern: a regex the value must match (`re.search`, case-insensitive).
+        minimum, maximum: `number`: the range allowed.
+        validate: an action that accepts (returns None) or rejects (returns the
+            message to say) the value, given as `turn.entities[name]`.
+        remember: whether a value known from before the form started counts
+            (False: each run of the form asks again, unless the utterance that
+            starts it gives the value).
+    """
+
+    name: str
+    ask: tuple[Response, ...]
+    type: FormSlotType = "text"
+    invalid: tuple[Response, ...] = ()
+    choices: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    validate: str | None = None
+    remember: bool = True
+
+
+DEFAULT_CANCELLED = (Response("OK, I've cancelled that."),)
+
+
+@dataclass(frozen=True)
+class Form:
+    """Slot filling: the slots an intent's request needs, asked for in order.
+
+    Attributes:
+        name: the form's name (`Session.form` while it is active).
+        slots: the slots, in the order they are asked for.
+        done: what to say when every slot is filled (templates over the slots).
+        action: an action to run on completion; its text, else `done`, is said.
+        cancel_intent: the intent that leaves the form (default: the built-in
+            phrases "cancel", "stop", "never mind", "forget it", "quit").
+        cancelled: what to say when the user leaves the form.
+    """
+
+    name: str
+    slots: tuple[FormSlot, ...]
+    done: tuple[Response, ...] = ()
+    action: str | None = None
+    cancel_intent: str | None = None
+    cancelled: tuple[Response, ...] = DEFAULT_CANCELLED
 
 
 @dataclass(frozen=True)
@@ -122,6 +187,7 @@ class IntentSet:
     policy: Policy = field(default_factory=Policy)
     slots: tuple[tuple[str, str], ...] = ()
     entities: tuple[Entity, ...] = ()
+    forms: tuple[Form, ...] = ()
 
     def normalize(self, slot: str, value: str | None) -> str | None:
         """A captured `value` of `slot` as its normaliser makes it (None stays None)."""

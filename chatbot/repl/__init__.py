@@ -42,6 +42,7 @@ def chat(
 
     stdin = stdin if stdin is not None else sys.stdin
     stdout = stdout if stdout is not None else sys.stdout
+    log_to_file()
     if options.record is not None and options.session is not None:
         raise ConfigError("--record records a new conversation; it cannot resume --session")
     if options.json or not stdin.isatty():
@@ -101,7 +102,6 @@ def _interactive(loading: Loading[Chat], *, options: ChatOptions) -> int:
 
     from chatbot.repl.app import Repl
 
-    log_to_file()
     resume = "chatbot chat" + (f" {shlex.quote(options.bot)}" if options.bot else "")
     repl = Repl(
         loading,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatbot.bot import Chatbot
+from chatbot.bot import Chatbot, definition_actions
 from chatbot.botdir import BotDefinition
 from chatbot.dialogue import Reply
 from chatbot.repl.options import ChatOptions
@@ -156,7 +156,7 @@ def open_chat(definition: BotDefinition, options: ChatOptions) -> Chat:
     if not isinstance(store, SessionStore):
         store = SQLiteStore(store)
     bot = Chatbot(definition.intents, generator=generations, store=store, decode=decode,
-                  name=definition.name)
+                  name=definition.name, actions=definition_actions(definition))
     chat = Chat(bot, bot.session(options.session or new_session_id(store)), generations, base)
     if options.record is not None:
         chat.record(options.record, seed=options.seed or 0)

@@ -53,7 +53,7 @@ def openapi(bot_name: str) -> dict[str, Any]:
                           "required": ["text", "source", "intent", "confidence", "session"],
                           "properties": {
                               "text": {"type": "string"},
-                              "source": {"enum": ["intent", "neural", "fallback"]},
+                              "source": {"enum": ["intent", "neural", "fallback", "form"]},
                               "intent": {"type": ["string", "null"]},
                               "confidence": {"type": ["number", "null"]},
                               "session": {"type": "string"},

@@ -41,17 +41,25 @@ class ContextSet:
 
 
 @dataclass(frozen=True)
+class FormSet:
+    """A form became the active one (`name`), or the active form ended (`None`)."""
+
+    name: str | None
+
+
+@dataclass(frozen=True)
 class Reset:
     """Forget everything: slots, contexts, history and the neural state."""
 
 
-Event = UserSaid | BotSaid | SlotSet | ContextSet | Reset
+Event = UserSaid | BotSaid | SlotSet | ContextSet | FormSet | Reset
 
 _EVENT_TYPES: dict[str, type[Event]] = {
     "user": UserSaid,
     "bot": BotSaid,
     "slot": SlotSet,
     "context": ContextSet,
+    "form": FormSet,
     "reset": Reset,
 }
 _EVENT_NAMES = {cls: name for name, cls in _EVENT_TYPES.items()}
@@ -60,6 +68,7 @@ _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "bot": {"text": (str,), "source": (str,), "intent": (str, type(None))},
     "slot": {"name": (str,), "value": (str, type(None))},
     "context": {"name": (str,), "turns": (int,)},
+    "form": {"name": (str, type(None))},
     "reset": {},
 }
 

@@ -24,6 +24,7 @@ from chatbot.session.events import (
     BotSaid,
     ContextSet,
     Event,
+    FormSet,
     Reset,
     SlotSet,
     UserSaid,
@@ -95,6 +96,7 @@ class Checkpoint:
     turn: int
     neural_state: NeuralStateLike | None
     saved: int
+    form: str | None = None
 
 
 class Session:
@@ -107,6 +109,7 @@ class Session:
         last_reply: the bot's previous reply since the last reset, if any.
         history: the utterances since the last reset, user's and bot's, in order.
         turn: user turns so far (resets included); seeds the turn's choices.
+        form: the active form's name, or None.
         neural_state: the generator's state after `history`; None means "rebuild
             it from `history`" (the initial state when the history is empty).
         lock: held while a turn is answered, so one session's turns never interleave;
@@ -124,6 +127,7 @@ class Session:
         self.last_reply: str | None = None
         self.history: list[str] = []
         self.turn = 0
+        self.form: str | None = None
         self.neural_state: NeuralStateLike | None = None
         self.lock = SessionLock()
         self.saved = 0
@@ -175,9 +179,11 @@ class Session:
                     self.contexts[name] = turns
                 else:
                     self.contexts.pop(name, None)
+            case FormSet(name):
+                self.form = name
             case Reset():
                 self.slots, self.contexts, self.history = {}, {}, []
-                self.last_reply = None
+                self.last_reply, self.form = None, None
                 self.neural_state = None
         self._events.append(event)
 
@@ -185,7 +191,7 @@ class Session:
         """Everything a turn may change, to put back with `rollback`."""
         return Checkpoint(len(self._events), dict(self.slots), dict(self.contexts),
                           self.last_reply, list(self.history), self.turn, self.neural_state,
-                          self.saved)
+                          self.saved, self.form)
 
     def rollback(self, checkpoint: Checkpoint) -> None:
         """Puts the session back as it was at `checkpoint` (a failed turn leaves no trace)."""
@@ -194,6 +200,7 @@ class Session:
         self.last_reply, self.history = checkpoint.last_reply, checkpoint.history
         self.turn, self.neural_state = checkpoint.turn, checkpoint.neural_state
         self.saved = checkpoint.saved
+        self.form = checkpoint.form
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: version, id, events, the cached neural state (base64)

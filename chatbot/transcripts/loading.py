@@ -24,11 +24,11 @@ from chatbot.transcripts.schema import SCHEMA_VERSION, TextSpan, Transcript, Tur
 FILE_KEYS = ("version", "name", "description", "seed", "decode", "turns")
 TURN_KEYS = ("user", "bot", "state", "reset", "restore", "save")
 MATCHER_KEYS = (
-    "text", "contains", "regex", "one_of", "not", "all", "any", "intent", "source",
+    "text", "contains", "regex", "one_of", "not", "all", "any", "intent", "source", "action",
     "confidence", "similar", "min_words", "max_words",
 )
-STATE_KEYS = ("slots", "contexts")
-SOURCES = ("intent", "neural", "fallback")
+STATE_KEYS = ("slots", "contexts", "form")
+SOURCES = ("intent", "neural", "fallback", "form")
 SUFFIXES = (".yml", ".yaml")
 SESSION_SUFFIX = ".json"
 DEFAULT_SIMILARITY = 0.8
@@ -250,6 +250,11 @@ class _FileReader:
                 items.append(m.Slot(name, value, value_node.start_mark.line + 1))
         if "contexts" in entries:
             items += self._contexts(entries["contexts"][1])
+        if "form" in entries:
+            form_node = entries["form"][1]
+            form = None if _is_null(form_node) else r.string(form_node, what="'state.form'")
+            if form is not None or _is_null(form_node):
+                items.append(m.FormIs(form, form_node.start_mark.line + 1))
         return m.All(tuple(items), node.start_mark.line + 1)
 
     def _contexts(self, node: Node) -> list[m.Matcher]:
@@ -332,6 +337,17 @@ def _intent(f: _FileReader, node: Node, line: int) -> m.Matcher | None:
     return None if name is None else m.IntentIs(name, line)
 
 
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _action(f: _FileReader, node: Node, line: int) -> m.Matcher | None:
+    if _is_null(node):
+        return m.ActionIs(None, line)
+    name = f.reader.string(node, what="'action'")
+    return None if name is None else m.ActionIs(name, line)
+
+
 def _source(f: _FileReader, node: Node, line: int) -> m.Matcher | None:
     source = f.reader.string(node, what="'source'")
     if source is None:
@@ -397,6 +413,7 @@ _MATCHERS: dict[str, Read] = {
     "all": _combine(m.All),
     "any": _combine(m.AnyOf),
     "intent": _intent,
+    "action": _action,
     "source": _source,
     "confidence": _confidence,
     "similar": _similar,

@@ -39,6 +39,8 @@ class Observation:
     confidence: float
     slots: Mapping[str, str]
     contexts: Mapping[str, int]
+    action: str | None = None
+    form: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,42 @@ class IntentIs(Matcher):
 
 
 @dataclass(frozen=True)
+class ActionIs(Matcher):
+    """The Python action `name` answered (None: no action did)."""
+
+    name: str | None
+    line: int = 0
+
+    def matches(self, seen: Observation) -> bool:
+        return seen.action == self.name
+
+    def describe(self) -> str:
+        return "no action" if self.name is None else f"action {self.name}"
+
+    def actual(self, seen: Observation) -> str:
+        return "no action" if seen.action is None else f"action {seen.action}"
+
+
+@dataclass(frozen=True)
+class FormIs(Matcher):
+    """Form `name` is active after the turn (None: no form is)."""
+
+    name: str | None
+    line: int = 0
+
+    def matches(self, seen: Observation) -> bool:
+        return seen.form == self.name
+
+    def describe(self) -> str:
+        return "no active form" if self.name is None else f"form {self.name} active"
+
+    def actual(self, seen: Observation) -> str:
+        return "no active form" if seen.form is None else f"form {seen.form} active"
+
+
+@dataclass(frozen=True)
 class SourceIs(Matcher):
-    """The rule kind that answered: `intent`, `neural` or `fallback`."""
+    """The rule kind that answered: `intent`, `neural`, `fallback` or `form`."""
 
     source: str
     line: int = 0

@@ -94,8 +94,10 @@ def replay_bot_for(bot: Chatbot, *, decode: dict[str, Any] | None = None) -> Cha
         if not isinstance(base, DecodeConfig):
             base = DecodeConfig()
         settings = base.replace(**{"strategy": "greedy", **(decode or {})})
-    return Chatbot(bot.intents, generator=bot.generator, store=NullStore(), decode=settings,
-                   name=bot.name)
+    replay = Chatbot(bot.intents, generator=bot.generator, store=NullStore(), decode=settings,
+                     name=bot.name, actions=bot.actions)
+    replay.dialogue.clock = bot.dialogue.clock
+    return replay
 
 
 def _by_decode(items: Sequence[Transcript]) -> dict[str, list[int]]:
@@ -198,5 +200,6 @@ class _Run:
 def _observe(reply: Reply | None, session: Session) -> Observation:
     slots, contexts = dict(session.slots), dict(session.contexts)
     if reply is None:
-        return Observation("", "none", None, 0.0, slots, contexts)
-    return Observation(reply.text, reply.source, reply.intent, reply.confidence, slots, contexts)
+        return Observation("", "none", None, 0.0, slots, contexts, form=session.form)
+    return Observation(reply.text, reply.source, reply.intent, reply.confidence, slots, contexts,
+                       reply.action, session.form)

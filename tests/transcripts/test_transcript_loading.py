@@ -81,7 +81,7 @@ def test_every_problem_is_reported_at_once_with_file_line_col(write: WriteTransc
         "3:9: invalid decode settings: decode.strategy must be one of greedy, beam, sample "
         "(got 'nope')",
         "6:11: unknown key 'intnet' (did you mean 'intent'?)",
-        "6:34: unknown source 'robot' (sources: intent, neural, fallback)",
+        "6:34: unknown source 'robot' (sources: intent, neural, fallback, form)",
         "7:5: a turn needs 'user', 'reset', 'restore' or 'save'",
         "7:5: 'bot' needs a 'user' message in the same turn",
         "9:18: invalid regex '(': missing ), unterminated subpattern at position 0",
