@@ -226,10 +226,15 @@ def _check_model(model: Path, settings: _BotFile, problems: list[LocatedError]) 
         problems.append(LocatedError(settings.path, mark.line + 1, mark.column + 1, message))
 
 
-def scaffold(path: str | Path) -> list[Path]:
-    """Creates a new bot directory from the starter bot, named after the folder
-    (`chatbot init coffee` makes the bot `coffee`), with an example transcript
-    that passes; returns the files written.
+TEMPLATES = ("starter", "form")
+"""What `chatbot init --template` can copy: intents and an example transcript, or a
+small form bot (a form, an entity, an action in `actions.py`)."""
+
+
+def scaffold(path: str | Path, *, template: str = "starter") -> list[Path]:
+    """Creates a new bot directory from a template bot (`TEMPLATES`), named after
+    the folder (`chatbot init coffee` makes the bot `coffee`), with an example
+    transcript that passes; returns the files written.
 
     Raises:
         ConfigError: when `path` exists and is not an empty folder.
@@ -237,10 +242,13 @@ def scaffold(path: str | Path) -> list[Path]:
     target = Path(path)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(f"{target}: already exists and is not an empty folder")
-    starter = starter_bot_dir()
+    if template not in TEMPLATES:
+        raise ConfigError(f"unknown template {template!r} (templates: {', '.join(TEMPLATES)})")
+    starter = _BOTS / template
     written = []
     for source in sorted(starter.rglob("*")):
-        if source.is_file() and source.suffix in (".yml", ".yaml"):
+        if source.is_file() and (source.suffix in (".yml", ".yaml")
+                                 or source.name == ACTIONS_FILE):
             destination = target / source.relative_to(starter)
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, destination)

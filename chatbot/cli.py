@@ -301,6 +301,9 @@ def _add_bot_commands(commands: Any) -> None:
 
     init = commands.add_parser("init", help="create a new bot directory")
     init.add_argument("bot", help="the folder to create (must not exist, or be empty)")
+    init.add_argument("--template", choices=["starter", "form"], default="starter",
+                      help="starter: intents and a transcript; form: a small form bot "
+                           "with an entity and a Python action (docs/forms.md)")
     init.set_defaults(run=_init)
 
 
@@ -320,7 +323,7 @@ def _check(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from chatbot.botdir import scaffold
 
-    for path in scaffold(args.bot):
+    for path in scaffold(args.bot, template=args.template):
         print(f"created {path}")
     print(f"check it with: chatbot check {args.bot}")
     return EXIT_OK
@@ -342,8 +345,10 @@ def _add_replay_command(commands: Any) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     from chatbot import fsutil
+    from chatbot.repl import log_to_file
     from chatbot.transcripts import replay_paths, to_json, to_junit
 
+    log_to_file()  # a failing action's traceback goes to chatbot.log, not the report
     outcome = replay_paths(args.paths, bot=args.bot, fail_fast=args.fail_fast,
                            update=args.update)
     if args.junit:

@@ -371,7 +371,7 @@ class DialogueManager:
         assert turn.best is not None
         forget = {s.name: None for s in form.slots
                   if not s.remember and s.name in turn.session.slots and s.name not in changes}
-        changes = {**forget, **changes}
+        changes = {**forget, **changes, **self._choices_said(turn, form, changes)}
         known = {k: v for k, v in {**turn.session.slots, **changes}.items() if v is not None}
         turn.steps.append(f"intents: intent {intent.name} starts form {form.name}")
         missing = next((s for s in form.slots if s.name not in known), None)
@@ -404,6 +404,7 @@ class DialogueManager:
         starters = {i.name for i in self.intents.intents if i.form == form.name}
         interrupting = turn.best is not None and turn.best.intent not in starters
         values = {name: turn.entities[name] for name in by_name if name in turn.entities}
+        values.update(self._choices_said(turn, form, values))
         if asked is not None and asked.name not in values and not interrupting:
             value = forms.read_value(asked, turn.text, now=self.clock())
             if value is not None:
@@ -438,6 +439,17 @@ class DialogueManager:
                 turn.steps.append(f"form {form.name}: filled {', '.join(accepted)}")
             text = self._ask(turn, missing, after)
         return _Answer(text, "form", slots=accepted)
+
+    def _choices_said(self, turn: _Turn, form: Form, known: dict[str, Any]) -> dict[str, str]:
+        """The value of each `choice` slot of `form` that the utterance names (and
+        `known` lacks): one utterance can fill several slots."""
+        found = {}
+        for slot in form.slots:
+            if slot.type == "choice" and known.get(slot.name) is None:
+                value = forms.read_value(slot, turn.text)
+                if value is not None:
+                    found[slot.name] = value
+        return found
 
     def _ask(self, turn: _Turn, slot: FormSlot, slots: dict[str, str]) -> str:
         return templates.choose(slot.ask, slots, avoid=None, rng=turn.rng) or f"{slot.name}?"

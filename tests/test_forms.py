@@ -188,3 +188,16 @@ intents:
         "f.yml:7:16: slot 'c' of type entity has no entity of that name",
         "f.yml:11:20: no intent 'nope' is defined",
     ]
+
+
+def test_init_with_the_form_template_makes_a_working_form_bot(tmp_path: Path) -> None:
+    target = tmp_path / "cafe"
+    assert main(["init", str(target), "--template", "form"]) == 0
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) \
+        == ["actions.py", "bot.yml", "intents/coffee.yml", "transcripts/example.yml"]
+    assert main(["check", str(target)]) == 0
+    assert main(["replay", str(target)]) == 0
+    bot = Chatbot.load(target, store=MemoryStore())
+    assert bot.name == "cafe"
+    assert _talk(bot, ["an espresso please", "small"]) == [
+        "Small or large?", "One small espresso: 2.00 dollars."]
