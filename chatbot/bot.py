@@ -19,25 +19,31 @@ lost and none is stored twice. Different sessions proceed in parallel.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import difflib
 import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chatbot import teaching
 from chatbot.actions import Action, ActionRegistry, load_actions
-from chatbot.botdir import BotDefinition, load_bot
+from chatbot.botdir import BotDefinition, default_bot_dir, load_bot
 from chatbot.config import DecodeConfig
 from chatbot.dialogue import DialogueManager, Reply, ReplyGenerator
 from chatbot.errors import (
     BatchError,
     BotMismatchError,
+    BotValidationError,
+    ConfigError,
     SessionConflictError,
     SessionDeletedError,
     SessionError,
     TurnMismatchError,
 )
 from chatbot.intents import IntentSet
+from chatbot.intents.text import clean
 from chatbot.session import (
     Event,
     MemoryStore,
@@ -46,9 +52,11 @@ from chatbot.session import (
     SessionStore,
     SlotSet,
     SQLiteStore,
+    UserSaid,
 )
 from chatbot.session.events import event_from_dict, event_to_dict
 from chatbot.session.state import NeuralStateLike, decode_state_text
+from chatbot.teaching import Teaching
 
 ATTEMPTS = 20
 """How many times a turn is answered again after losing a race for its session's
@@ -88,8 +96,11 @@ class Chatbot:
         decode: DecodeConfig | None = None,
         name: str = "chatbot",
         actions: ActionRegistry | None = None,
+        root: Path | None = None,
     ) -> None:
         self.name = name
+        self.root = root
+        """The bot directory, where `teach` saves corrections (None: none)."""
         self.generator = generator
         self.store = store if store is not None else MemoryStore()
         self.actions = actions if actions is not None else ActionRegistry()
@@ -146,7 +157,73 @@ class Chatbot:
             decode=decode,
             name=definition.name,
             actions=actions,
+            root=definition.root,
         )
+
+    def teach(self, session: Session, reply: str | None = None, *,
+              intent: str | None = None) -> Teaching:
+        """Corrects the bot on `session`'s last user turn, at once and for good: it
+        should have answered `reply`, or the turn meant `intent` (exactly one).
+
+        The teaching is saved in the bot directory (`taught.json`,
+        `intents/taught.yml`, and a transcript under `transcripts/taught/`) and
+        the intents are reloaded, so every session answers by it from the next
+        turn. `untaught` takes the last teaching back.
+
+        Raises:
+            ConfigError: no bot directory (or the packaged bot), no user turn yet,
+                an unknown intent, or a teaching the intent files cannot hold.
+        """
+        if (reply is None) == (intent is None):
+            raise ConfigError("teach either a reply or an intent")
+        root = self._teachable()
+        said = [e.text for e in session.events if isinstance(e, UserSaid) and e.text]
+        if not said:
+            raise ConfigError("nothing to teach about yet: say something first")
+        if intent is not None and intent not in self.intents.names:
+            close = difflib.get_close_matches(intent, self.intents.names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"no intent {intent!r}{hint}")
+        text = clean(reply).strip() if reply is not None else None
+        if reply is not None and not text:
+            raise ConfigError("a taught reply needs some text")
+        log = teaching.read_log(root)
+        new = teaching.Teaching("reply" if text else "intent", said[-1], text, intent)
+        new = dataclasses.replace(new, transcript=teaching.write_transcript(
+            root, new, len(log) + 1))
+        self._save_teachings(root, [*log, new], undo=log, drop=new)
+        return new
+
+    def untaught(self) -> Teaching | None:
+        """Takes the last teaching back (its transcript too); None when there is none."""
+        root = self._teachable()
+        log = teaching.read_log(root)
+        if not log:
+            return None
+        self._save_teachings(root, log[:-1], undo=log)
+        (root / log[-1].transcript).unlink(missing_ok=True)
+        return log[-1]
+
+    def _teachable(self) -> Path:
+        if self.root is None:
+            raise ConfigError("this bot was not loaded from a bot directory, so it has "
+                              "nowhere to save what it is taught")
+        if self.root.resolve() == default_bot_dir().resolve():
+            raise ConfigError("the packaged bot cannot be taught; `chatbot init mybot` "
+                              "makes a bot directory that can")
+        return self.root
+
+    def _save_teachings(self, root: Path, log: list[Teaching], *, undo: list[Teaching],
+                        drop: Teaching | None = None) -> None:
+        teaching.save(root, log)
+        try:
+            intents = load_bot(root).intents
+        except BotValidationError as exc:
+            teaching.save(root, undo)
+            if drop is not None:
+                (root / drop.transcript).unlink(missing_ok=True)
+            raise ConfigError(f"cannot teach that: {exc.problems[0].message}") from None
+        self.dialogue.use_intents(intents)
 
     def action(
         self, name: str | None = None, *, timeout: float | None = None

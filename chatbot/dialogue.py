@@ -242,22 +242,30 @@ class DialogueManager:
         decode: Any = None,
         actions: ActionRegistry | None = None,
     ) -> None:
-        self.intents = intents
         self.actions = actions if actions is not None else ActionRegistry()
-        self.policy = intents.policy
         self.generator = generator
         self.decode = decode
-        self.matcher = IntentMatcher(intents.intents)
-        self.entities = EntityExtractor(intents.entities)
         self.clock: Callable[[], datetime.datetime] = datetime.datetime.now
         """What "now" is for date and time entities ("tomorrow")."""
+        self.use_intents(intents)
+
+    def use_intents(self, intents: IntentSet) -> None:
+        """Answers with `intents` from the next turn on (taught corrections use it).
+
+        Raises:
+            ConfigError: a date entity without the optional dateparser package.
+        """
         dated = [e.name for e in intents.entities if e.kind in ("date", "time", "datetime")]
         if dated and importlib.util.find_spec("dateparser") is None:
             raise ConfigError(
                 f"entity {dated[0]!r} reads dates, which needs the optional dateparser "
                 "package: pip install 'chatbot[dates]'")
+        self.matcher = IntentMatcher(intents.intents)
+        self.entities = EntityExtractor(intents.entities)
         self._by_name = {intent.name: intent for intent in intents.intents}
         self._forms = {form.name: form for form in intents.forms}
+        self.policy = intents.policy
+        self.intents = intents
 
     def handle(self, session: Session, text: str, *, decode: Any = None) -> Reply:
         """The reply to `text` in `session`; the turn's events are applied to it.

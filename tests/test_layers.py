@@ -18,7 +18,7 @@ LAYERS = {
     "decoding": 3, "quality": 3, "replies": 3, "checkpoint": 3, "train": 3, "evaluate": 3,
     "generator": 3,
     "intents": 4, "dialogue": 4, "actions": 4, "session": 4, "botdir": 4,
-    "bot": 5, "transcripts": 5, "pytest_plugin": 5,
+    "bot": 5, "transcripts": 5, "pytest_plugin": 5, "teaching": 5,
     "render": 6, "repl": 6, "bots": 6, "serve": 6, "cli": 6, "__main__": 6, "replay_report": 6,
 }
 

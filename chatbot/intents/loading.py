@@ -8,6 +8,7 @@ and contexts that nothing sets, and an example shared by two intents.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -39,7 +40,8 @@ from chatbot.intents.schema import (
 from chatbot.intents.templates import template_slots
 from chatbot.intents.text import normalize
 
-FILE_KEYS = ("version", "intents", "fallback", "policy", "slots", "entities", "forms")
+FILE_KEYS = ("version", "intents", "fallback", "policy", "slots", "entities", "forms",
+             "examples")
 FORM_KEYS = ("name", "description", "slots", "done", "action", "cancel_intent", "cancelled")
 FORM_SLOT_KEYS = ("name", "type", "ask", "invalid", "choices", "pattern", "min", "max",
                   "validate", "remember")
@@ -82,6 +84,7 @@ class _Folder:
     entities: dict[str, tuple[Entity, str]] = field(default_factory=dict)
     forms: dict[str, tuple[Form, str]] = field(default_factory=dict)
     form_uses: list[tuple[Reader, Node, str, str]] = field(default_factory=list)
+    more_examples: list[tuple[Reader, Node, str]] = field(default_factory=list)
 
 
 def intent_files(folder: str | Path) -> list[Path]:
@@ -114,6 +117,7 @@ def read_intents(
     state = _Folder(problems, policy=dict(policy or {}))
     for file in intent_files(folder):
         _read_file(state, file)
+    _merge_examples(state)
     _check_uses(state)
     _check_form_uses(state)
     return IntentSet(
@@ -167,6 +171,25 @@ def _read_file(state: _Folder, file: Path) -> None:
     if "forms" in top:
         for item in reader.sequence(top["forms"][1], what="'forms'"):
             _read_form(state, reader, item)
+    if "examples" in top:
+        # `examples: {INTENT: [...]}`: more examples of an intent defined anywhere
+        # (how `/teach intent` records what it was taught).
+        for name, (_, value_node) in (
+                reader.mapping(top["examples"][1], what="'examples'") or {}).items():
+            state.more_examples.append((reader, value_node, name))
+
+
+def _merge_examples(state: _Folder) -> None:
+    for reader, node, name in state.more_examples:
+        index = next((i for i, intent in enumerate(state.intents) if intent.name == name), None)
+        if index is None:
+            reader.error(node, f"examples for intent {name!r}, which is not defined"
+                         + _closest(name, set(state.names)))
+            continue
+        added = _read_examples(state, reader, node, name)
+        intent = state.intents[index]
+        state.intents[index] = dataclasses.replace(
+            intent, examples=(*intent.examples, *added))
 
 
 def _read_form(state: _Folder, reader: Reader, node: Node) -> None:

@@ -230,6 +230,48 @@ def _session_arguments(repl: Repl, before: Sequence[str]) -> Iterable[str]:
     return ()
 
 
+TEACH_USAGE = ("/teach REPLY (what I should have said), /teach intent NAME (what you "
+               "meant), /teach --undo")
+
+
+def _teach(repl: Repl, args: list[str]) -> None:
+    chat = repl.chat()
+    if not args:
+        repl.console.print(problem(TEACH_USAGE))
+        return
+    if args == ["--undo"]:
+        _untaught(repl, [])
+        return
+    if args[0] == "intent":
+        if len(args) != 2:
+            repl.console.print(problem(TEACH_USAGE))
+            return
+        taught = chat.bot.teach(chat.session, intent=args[1])
+        repl.console.print(notice(f"taught: {taught.utterance!r} means intent {taught.intent} "
+                                  f"(saved; test: {taught.transcript})"))
+        return
+    taught = chat.bot.teach(chat.session, reply=" ".join(args))
+    repl.console.print(notice(f"taught: {taught.utterance!r} -> {taught.reply!r} "
+                              f"(saved; test: {taught.transcript})"))
+
+
+def _untaught(repl: Repl, args: list[str]) -> None:
+    taken = repl.chat().bot.untaught()
+    if taken is None:
+        repl.console.print(notice("nothing taught to take back"))
+        return
+    what = repr(taken.reply) if taken.kind == "reply" else f"intent {taken.intent}"
+    repl.console.print(notice(f"took back: {taken.utterance!r} -> {what}"))
+
+
+def _teach_arguments(repl: Repl, before: Sequence[str]) -> Iterable[str]:
+    if not before:
+        return ("intent", "--undo")
+    if list(before) == ["intent"] and repl.loading.ready() and repl.loading.failed() is None:
+        return repl.loading.wait().bot.intents.names
+    return ()
+
+
 COMMANDS: dict[str, Command] = {
     "/help": Command("/help", "this list", _help),
     "/reset": Command("/reset", "start the conversation over", _reset),
@@ -245,5 +287,9 @@ COMMANDS: dict[str, Command] = {
                        lambda repl, before: () if before else ("off",)),
     "/debug": Command("/debug on|off", "a one-line trace under each reply", _debug,
                       lambda repl, before: () if before else ("on", "off")),
+    "/teach": Command("/teach REPLY | intent NAME | --undo", "correct the reply to your last "
+                      "message, or say which intent it meant; saved in the bot directory "
+                      "with a transcript", _teach, _teach_arguments),
+    "/untaught": Command("/untaught", "take the last /teach back", _untaught),
     "/quit": Command("/quit", "leave (Ctrl-D too); the session is saved", _quit),
 }

@@ -34,7 +34,8 @@ def complete(
 @pytest.mark.parametrize(
     ("text", "completions"),
     [
-        ("/", ["/help", "/reset", "/why", "/set", "/session", "/record", "/debug", "/quit"]),
+        ("/", ["/help", "/reset", "/why", "/set", "/session", "/record", "/debug", "/teach",
+                "/untaught", "/quit"]),
         ("/se", ["/set", "/session"]),
         ("/set ", ["strategy=greedy", "strategy=beam", "strategy=sample", "beam=",
                    "temperature=", "top_k=", "top_p="]),

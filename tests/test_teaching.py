@@ -1,0 +1,92 @@
+"""Teaching the bot from the chat: at once, saved, replayable, and undoable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chatbot import Chatbot, MemoryStore
+from chatbot.cli import main
+from chatbot.errors import ConfigError
+
+INTENTS = """\
+version: 1
+intents:
+  - name: greet
+    examples: [hello, hi there]
+    responses: [Hello!]
+  - name: goodbye
+    examples: [bye, see you later]
+    responses: [Bye!]
+fallback: ["Sorry?"]
+"""
+
+
+def _bot(tmp_path: Path) -> Path:
+    (tmp_path / "intents").mkdir()
+    (tmp_path / "intents" / "mine.yml").write_text(INTENTS, encoding="utf-8")
+    (tmp_path / "bot.yml").write_text("version: 1\nmodel: null\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_a_taught_reply_answers_at_once_survives_a_restart_and_is_undone(
+    tmp_path: Path,
+) -> None:
+    root = _bot(tmp_path)
+    mine = (root / "intents" / "mine.yml").read_text(encoding="utf-8")
+    bot = Chatbot.load(root, store=MemoryStore())
+    session = bot.session()
+    assert session.send("what's your favourite colour?").text == "Sorry?"
+    taught = bot.teach(session, reply="Blue, like the sky.")
+    assert (taught.kind, taught.utterance, taught.transcript) == (
+        "reply", "what's your favourite colour?",
+        "transcripts/taught/001-what-s-your-favourite-colour.yml")
+    # At once, in this session and others, for the utterance and close paraphrases.
+    assert session.send("what's your favourite colour?").text == "Blue, like the sky."
+    reply = bot.session().send("whats your favorite colour")
+    assert (reply.text, reply.intent) == ("Blue, like the sky.", "taught_1")
+    # Saved: a restarted bot knows it; the author's file is untouched; the
+    # transcript replays.
+    again = Chatbot.load(root, store=MemoryStore())
+    assert again.session().send("what's your favourite colour?").text == "Blue, like the sky."
+    assert (root / "intents" / "mine.yml").read_text(encoding="utf-8") == mine
+    assert main(["replay", str(root)]) == 0
+    log = json.loads((root / "taught.json").read_text(encoding="utf-8"))
+    assert [t["reply"] for t in log["teachings"]] == ["Blue, like the sky."]
+    # Undone: the reply, the intent file and the transcript are gone.
+    assert bot.untaught() == taught
+    assert session.send("what's your favourite colour?").text == "Sorry?"
+    assert not (root / "intents" / "taught.yml").exists()
+    assert not (root / taught.transcript).exists()
+    assert bot.untaught() is None
+
+
+def test_teaching_an_intent_adds_an_example(tmp_path: Path) -> None:
+    bot = Chatbot.load(_bot(tmp_path), store=MemoryStore())
+    session = bot.session()
+    assert session.send("gotta run").text == "Sorry?"
+    bot.teach(session, intent="goodbye")
+    assert session.send("gotta run").intent == "goodbye"
+    assert "examples:\n  goodbye:\n  - gotta run\n" in (
+        tmp_path / "intents" / "taught.yml").read_text(encoding="utf-8")
+    assert main(["check", str(tmp_path)]) == 0
+    assert main(["replay", str(tmp_path)]) == 0
+
+
+def test_what_cannot_be_taught_is_a_clear_error_and_changes_nothing(tmp_path: Path) -> None:
+    bot = Chatbot.load(_bot(tmp_path), store=MemoryStore())
+    session = bot.session()
+    with pytest.raises(ConfigError, match="say something first"):
+        bot.teach(session, reply="x")
+    session.send("hello")
+    with pytest.raises(ConfigError, match=r"no intent 'gooodbye' \(did you mean 'goodbye'\?\)"):
+        bot.teach(session, intent="gooodbye")
+    with pytest.raises(ConfigError, match="is also an example of intent 'greet'"):
+        bot.teach(session, reply="Howdy!")
+    assert not (tmp_path / "intents" / "taught.yml").exists()
+    assert not list((tmp_path / "transcripts").rglob("*.yml"))
+    assert session.send("hello").text == "Hello!"
+    with pytest.raises(ConfigError, match="packaged bot cannot be taught"):
+        Chatbot.load(store=MemoryStore()).teach(session, reply="x")
