@@ -150,7 +150,7 @@ class Chatbot:
         actions = definition_actions(definition)
         if not isinstance(store, SessionStore):
             store = SQLiteStore(store)
-        return cls(
+        bot = cls(
             definition.intents,
             generator=generator,
             store=store,
@@ -159,6 +159,8 @@ class Chatbot:
             actions=actions,
             root=definition.root,
         )
+        bot.index_teachings()
+        return bot
 
     def teach(self, session: Session, reply: str | None = None, *,
               intent: str | None = None) -> Teaching:
@@ -224,6 +226,19 @@ class Chatbot:
                 (root / drop.transcript).unlink(missing_ok=True)
             raise ConfigError(f"cannot teach that: {exc.problems[0].message}") from None
         self.dialogue.use_intents(intents)
+        self.index_teachings()
+
+    def index_teachings(self) -> int:
+        """Puts the bot directory's taught replies into the model's reply index,
+        where there is one, so the neural side can also retrieve them for
+        utterances the intents miss; returns how many."""
+        index = getattr(self.generator, "index", None)
+        if self.root is None or index is None or not hasattr(index, "set_taught"):
+            return 0
+        pairs = [(t.utterance, t.reply) for t in teaching.read_log(self.root)
+                 if t.kind == "reply" and t.reply]
+        index.set_taught(pairs)
+        return len(pairs)
 
     def action(
         self, name: str | None = None, *, timeout: float | None = None

@@ -329,7 +329,8 @@ class DialogueManager:
             turn.steps.append("override: no best intent")
             return None
         intent = self._by_name[turn.best.intent]
-        if not intent.override:
+        # Starting a form is a request, not chit-chat: the model never takes it.
+        if not intent.override and intent.form is None:
             turn.steps.append(f"override: {intent.name} is not an override intent")
             return None
         return self._intent_answer(turn, intent, "override")
@@ -410,12 +411,17 @@ class DialogueManager:
         by_name = {s.name: s for s in form.slots}
         asked = next((s for s in form.slots if s.name not in known), None)
         starters = {i.name for i in self.intents.intents if i.form == form.name}
-        interrupting = turn.best is not None and turn.best.intent not in starters
+        restarting = turn.best is not None and turn.best.intent in starters
+        interrupting = turn.best is not None and not restarting
         values = {name: turn.entities[name] for name in by_name if name in turn.entities}
         values.update(self._choices_said(turn, form, values))
+        if restarting and not values and asked is not None:
+            turn.steps.append(f"form {form.name}: already active; asks for {asked.name} again")
+            return _Answer(self._ask(turn, asked, known), "form")
         if asked is not None and asked.name not in values and not interrupting:
             value = forms.read_value(asked, turn.text, now=self.clock())
-            if value is not None:
+            value = self.intents.normalize(asked.name, value)
+            if value:
                 values[asked.name] = value
         accepted: dict[str, str | None] = {}
         refusal: str | None = None
@@ -431,8 +437,15 @@ class DialogueManager:
             assert turn.best is not None
             answer = self._intent_answer(turn, self._by_name[turn.best.intent], "form")
             if answer is not None and asked is not None:
-                turn.steps.append(f"form {form.name}: interrupted; asks for {asked.name} again")
-                answer.text = f"{answer.text} {self._ask(turn, asked, known)}"
+                # The interruption may itself fill slots ("my name is Bob").
+                now = {**known, **{k: v for k, v in answer.slots.items() if v is not None}}
+                following = next((s for s in form.slots if s.name not in now), None)
+                if following is None:
+                    done = self._complete_form(turn, form, now, answer.slots)
+                    done.text = f"{answer.text} {done.text}"
+                    return done
+                turn.steps.append(f"form {form.name}: interrupted; asks for {following.name}")
+                answer.text = f"{answer.text} {self._ask(turn, following, now)}"
                 return answer
         after = {**known, **{k: v for k, v in accepted.items() if v is not None}}
         missing = next((s for s in form.slots if s.name not in after), None)
@@ -444,7 +457,8 @@ class DialogueManager:
             text = f"{refusal} {self._ask(turn, missing, after)}"
         else:
             if accepted:
-                turn.steps.append(f"form {form.name}: filled {', '.join(accepted)}")
+                turn.steps.append(f"form {form.name}: filled " + ", ".join(
+                    f"{k}={v!r}" for k, v in accepted.items()))
             text = self._ask(turn, missing, after)
         return _Answer(text, "form", slots=accepted)
 
@@ -485,8 +499,9 @@ class DialogueManager:
 
     def _complete_form(self, turn: _Turn, form: Form, slots: dict[str, str],
                        changes: dict[str, str | None]) -> _Answer:
-        turn.steps.append(f"form {form.name}: complete")
         filled = {k: v for k, v in {**slots, **changes}.items() if v is not None}
+        values = ", ".join(f"{s.name}={filled.get(s.name)!r}" for s in form.slots)
+        turn.steps.append(f"form {form.name}: complete ({values})")
         said: str | None = None
         contexts: dict[str, int] = {}
         if form.action is not None:

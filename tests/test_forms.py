@@ -44,7 +44,14 @@ intents:
     override: true
     examples: [when are you open, opening hours]
     responses: ["Noon to midnight."]
+  - name: my_name
+    override: true
+    patterns: ['my name is (?P<name>\\w+)']
+    examples: [my name is sam]
+    responses: ["Hi {name}."]
 fallback: ["Hm?"]
+slots:
+  name: {normalize: title}
 """
 
 
@@ -55,7 +62,7 @@ def _booking(tmp_path: Path, text: str = BOOKING) -> Path:
     (tmp_path / "actions.py").write_text(
         "from chatbot import action\n\n@action\ndef check_name(turn):\n"
         "    name = turn.entities['name']\n"
-        "    if name == 'boom':\n        raise ValueError('boom')\n"
+        "    if name.lower() == 'boom':\n        raise ValueError('boom')\n"
         "    return None if name.isalpha() else 'Just letters, please.'\n",
         encoding="utf-8")
     return tmp_path
@@ -125,8 +132,10 @@ def test_the_model_does_not_answer_while_a_form_is_active(tmp_path: Path) -> Non
     bot.action("check_name")(lambda turn: None)
     session = bot.session()
     assert session.send("tell me something").source == "neural"
-    assert session.send("book a table").text == "For how many?"
     calls = len(generator.respond_calls)
+    # A confident model never takes the request that starts a form.
+    started = session.send("book a table")
+    assert (started.text, started.trace.rule) == ("For how many?", "override")
     for text in ["hmm what", "nice weather today", "2", "Ada"]:
         assert session.send(text).source in ("form", "intent")
     assert len(generator.respond_calls) == calls   # never asked during the form
@@ -201,3 +210,16 @@ def test_init_with_the_form_template_makes_a_working_form_bot(tmp_path: Path) ->
     assert bot.name == "cafe"
     assert _talk(bot, ["an espresso please", "small"]) == [
         "Small or large?", "One small espresso: 2.00 dollars."]
+
+
+def test_an_interruption_that_fills_the_asked_slot_moves_the_form_on(tmp_path: Path) -> None:
+    bot = Chatbot.load(_booking(tmp_path), store=MemoryStore())
+    assert _talk(bot, ["book a table", "2", "my name is ada"]) == [
+        "For how many?", "Under which name?", "Hi Ada. Inside or terrace?"]
+
+
+def test_the_starting_request_again_repeats_the_question(tmp_path: Path) -> None:
+    bot = Chatbot.load(_booking(tmp_path), store=MemoryStore())
+    assert _talk(bot, ["book a table", "2", "i want to book a table", "grace"]) == [
+        "For how many?", "Under which name?", "Under which name?", "Inside or terrace?"]
+    assert bot.session("s").slots["name"] == "Grace"   # the slot's normalize applies

@@ -90,3 +90,32 @@ def test_what_cannot_be_taught_is_a_clear_error_and_changes_nothing(tmp_path: Pa
     assert session.send("hello").text == "Hello!"
     with pytest.raises(ConfigError, match="packaged bot cannot be taught"):
         Chatbot.load(store=MemoryStore()).teach(session, reply="x")
+
+
+def test_taught_replies_join_the_reply_index_and_leave_it(tmp_path: Path) -> None:
+    from chatbot.data.corpora import Conversation
+    from chatbot.replies.index import ReplyIndex
+    from tests.fakegen import FakeGenerator
+
+    corpus = [Conversation(str(i), (f"do you like {w}", f"i love {w}", "me too"))
+              for i, w in enumerate(["tea", "coffee", "colour blue", "colour red", "tea"])]
+    index = ReplyIndex.build(corpus)
+    before = index.to_bytes()
+    generator = FakeGenerator()
+    generator.index = index  # type: ignore[attr-defined]
+    root = _bot(tmp_path)
+    bot = Chatbot(Chatbot.load(root, store=MemoryStore()).intents, generator=generator,
+                  store=MemoryStore(), root=root)
+    session = bot.session()
+    session.send("what colour do you like")
+    bot.teach(session, reply="Blue, like the sky.")
+    hits = index.search(["which colour do you like best"], k=3)[0]
+    taught = [h for h in hits if index.reply(h.entry) == "Blue, like the sky."]
+    assert len(taught) == 1 and index.source(taught[0].entry) == ("taught-1", 1)
+    assert index.to_bytes() == before           # the saved index file never holds them
+    # A bot loaded later puts them back; untaught takes them out.
+    again = Chatbot(bot.intents, generator=generator, store=MemoryStore(), root=root)
+    index.set_taught([])
+    assert again.index_teachings() == 1
+    bot.untaught()
+    assert "Blue, like the sky." not in [index.reply(e) for e in range(len(index))]

@@ -33,6 +33,11 @@ class RecordingGenerator:
     def decode(self) -> Any:
         return self.inner.decode
 
+    @property
+    def index(self) -> Any:
+        """The wrapped generator's reply index (taught replies join it)."""
+        return getattr(self.inner, "index", None)
+
     def initial_state(self) -> Any:
         return self.inner.initial_state()
 
@@ -159,6 +164,7 @@ def open_chat(definition: BotDefinition, options: ChatOptions) -> Chat:
                   name=definition.name, actions=definition_actions(definition),
                   root=None if definition.root.resolve() == default_bot_dir().resolve()
                   else definition.root)
+    bot.index_teachings()
     chat = Chat(bot, bot.session(options.session or new_session_id(store)), generations, base)
     if options.record is not None:
         chat.record(options.record, seed=options.seed or 0)

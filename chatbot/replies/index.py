@@ -71,6 +71,7 @@ class ReplyIndex:
         self._vectorizer: Any = None
         self._keys_t: Any = None
         self._warming = False
+        self._base = (len(self.conversations), len(self.entries))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -117,6 +118,20 @@ class ReplyIndex:
         """(conversation id, turn index) the reply was said at."""
         c, t = self.entries[entry]
         return self.conversations[c].id, t
+
+    def set_taught(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Makes `pairs` (utterance, reply), taught from the chat, entries besides the
+        corpus's, replacing those of an earlier call ([] removes them). Their keys
+        are searched with the corpus's vocabulary; the key matrix is rebuilt on the
+        next search."""
+        with self._lock:
+            conversations, entries = self._base
+            del self.conversations[conversations:]
+            del self.entries[entries:]
+            for number, (utterance, reply) in enumerate(pairs, start=1):
+                self.conversations.append(Conversation(f"taught-{number}", (utterance, reply)))
+                self.entries.append((len(self.conversations) - 1, 1))
+            self._keys_t = None
 
     @property
     def warmed(self) -> bool:
@@ -217,8 +232,10 @@ class ReplyIndex:
         data = {
             "format": FORMAT,
             "version": VERSION,
-            "conversations": [[conv.id, list(conv.turns)] for conv in self.conversations],
-            "entries": [list(e) for e in self.entries],
+            # Taught entries (`set_taught`) belong to a running bot, not to the file.
+            "conversations": [[conv.id, list(conv.turns)]
+                              for conv in self.conversations[: self._base[0]]],
+            "entries": [list(e) for e in self.entries[: self._base[1]]],
             "vocabulary": sorted(self.vocabulary, key=self.vocabulary.__getitem__),
             "idf": [float(x) for x in self.idf],
         }

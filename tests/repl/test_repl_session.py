@@ -122,7 +122,8 @@ def test_help_lists_every_command_and_the_keys(
     run = run_repl(open_test_chat(intents_bot_dir), "/help\r" + CTRL_D)
     starts = [line.split()[0] for line in run.lines if line and not line.startswith(" ")]
     assert starts == ["commands:", "/help", "/reset", "/why", "/set", "/session", "/record",
-                      "/debug", "/teach", "/untaught", "/quit", "keys:", "Enter", "Esc", "F2", "Tab", "Right,", "Up,",
+                      "/debug", "/teach", "/untaught", "/quit", "keys:", "Enter", "Esc", "F2",
+                      "Tab", "Right,", "Up,",
                       "Ctrl-C", "Ctrl-D", "//text"]
 
 
