@@ -54,6 +54,7 @@ class TurnView:
         contexts: the session's active contexts and their remaining turns.
         history: the utterances since the last reset, user's and bot's, before this one.
         session_id: the session's id.
+        form: the active form, if any.
     """
 
     text: str
@@ -64,6 +65,7 @@ class TurnView:
     contexts: Mapping[str, int]
     history: tuple[str, ...]
     session_id: str
+    form: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,15 @@ class ActionResult:
         text: the reply; None lets the intent's responses answer.
         slots: slots to set (None clears one).
         contexts: contexts to set, with their lifetime in turns (0 ends one).
+        start_form: a form to start: its first question follows the text.
+        end_form: end the active form.
     """
 
     text: str | None = None
     slots: Mapping[str, str | None] = field(default_factory=dict)
     contexts: Mapping[str, int] = field(default_factory=dict)
+    start_form: str | None = None
+    end_form: bool = False
 
 
 Action = Callable[[TurnView], "str | ActionResult | None"]

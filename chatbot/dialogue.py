@@ -348,6 +348,7 @@ class DialogueManager:
         changes: dict[str, str | None] = {**captured, **dict(intent.sets.slots)}
         contexts: dict[str, int] = {}
         said: str | None = None
+        ending = False
         if intent.action is not None:
             outcome = self.actions.run(intent.action, self._view(turn, intent, captured, changes))
             if outcome.result is None:
@@ -359,6 +360,15 @@ class DialogueManager:
             changes.update(outcome.result.slots)
             contexts = dict(outcome.result.contexts)
             said = clean(outcome.result.text) if outcome.result.text is not None else None
+            started = outcome.result.start_form
+            if started is not None and started in self._forms and rule != "form":
+                answer = self._start_form(turn, intent, self._forms[started], said, changes)
+                answer.contexts, answer.action = contexts, intent.action
+                return answer
+            if started is not None and started not in self._forms:
+                turn.steps.append(f"{rule}: action {intent.action} starts unknown form "
+                                  f"{started!r}; ignored")
+            ending = outcome.result.end_form and turn.session.form is not None
         slots = {**turn.session.slots, **changes}
         filled = {k: v for k, v in slots.items() if v is not None}
         text = said or templates.choose(
@@ -371,7 +381,8 @@ class DialogueManager:
             return None
         by = f" (action {intent.action})" if intent.action else ""
         turn.steps.append(f"{rule}: answered with intent {intent.name}{by}")
-        return _Answer(text, "intent", intent, turn.best.score, changes, contexts, intent.action)
+        return _Answer(text, "intent", intent, turn.best.score, changes, contexts, intent.action,
+                       form=(None,) if intent.action is not None and ending else None)
 
     def _start_form(self, turn: _Turn, intent: Intent, form: Form, text: str | None,
                     changes: dict[str, str | None]) -> _Answer:
@@ -436,6 +447,9 @@ class DialogueManager:
         if not values and interrupting:
             assert turn.best is not None
             answer = self._intent_answer(turn, self._by_name[turn.best.intent], "form")
+            if answer is not None and answer.form == (None,):
+                turn.steps.append(f"form {form.name}: ended by action {answer.action}")
+                return answer
             if answer is not None and asked is not None:
                 # The interruption may itself fill slots ("my name is Bob").
                 now = {**known, **{k: v for k, v in answer.slots.items() if v is not None}}
@@ -534,7 +548,7 @@ class DialogueManager:
             text=turn.text, intent=intent.name, confidence=turn.best.score,
             entities=MappingProxyType({k: v for k, v in captured.items() if v is not None}),
             slots=MappingProxyType(slots), contexts=MappingProxyType(dict(session.contexts)),
-            history=tuple(session.history), session_id=session.id,
+            history=tuple(session.history), session_id=session.id, form=session.form,
         )
 
     def _rule_neural(self, turn: _Turn) -> _Answer | None:

@@ -223,3 +223,35 @@ def test_the_starting_request_again_repeats_the_question(tmp_path: Path) -> None
     assert _talk(bot, ["book a table", "2", "i want to book a table", "grace"]) == [
         "For how many?", "Under which name?", "Under which name?", "Inside or terrace?"]
     assert bot.session("s").slots["name"] == "Grace"   # the slot's normalize applies
+
+
+def test_an_action_can_start_and_end_a_form_and_sees_which_is_active(tmp_path: Path) -> None:
+    from chatbot import ActionResult, TurnView
+
+    text = BOOKING.replace('fallback: ["Hm?"]\n', """\
+  - name: vip
+    examples: [i am a vip guest]
+    action: vip
+  - name: leave
+    examples: [forget the table, drop it all]
+    action: leave
+fallback: ["Hm?"]
+""")
+    bot = Chatbot.load(_booking(tmp_path, text), store=MemoryStore())
+    seen: list[str | None] = []
+
+    @bot.action("vip")
+    def vip(turn: TurnView) -> ActionResult:
+        seen.append(turn.form)
+        return ActionResult("Welcome back!", slots={"name": "Vip"}, start_form="book")
+
+    @bot.action("leave")
+    def leave(turn: TurnView) -> ActionResult:
+        seen.append(turn.form)
+        return ActionResult("Dropped.", end_form=True)
+
+    session = bot.session("s")
+    assert session.send("i am a vip guest").text == "Welcome back! For how many?"
+    assert session.form == "book"
+    assert session.send("forget the table").text == "Dropped."
+    assert session.form is None and seen == [None, "book"]
