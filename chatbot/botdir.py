@@ -98,15 +98,15 @@ def check_bot(path: str | Path) -> list[LocatedError]:
     if bot.actions_file is not None:
         declared, broken = declared_actions(bot.actions_file)
         problems += broken
-    for intent in bot.intents.intents:
-        if intent.action is not None and intent.action not in declared:
-            file, line, col = intent.action_at or (str(bot.root), 0, 0)
-            where = ACTIONS_FILE if bot.actions_file is not None else f"no {ACTIONS_FILE}"
+    named = [(f"intent {i.name!r}", i.action, i.action_at or (str(bot.root), 0, 0))
+             for i in bot.intents.intents if i.action is not None]
+    where = ACTIONS_FILE if bot.actions_file is not None else f"no {ACTIONS_FILE}"
+    fix = " does not define (decorate a function with @action)" if bot.actions_file else \
+        " defines"
+    for who, action, (file, line, col) in [*named, *bot.intents.action_refs]:
+        if action not in declared:
             problems.append(LocatedError(
-                file, line, col,
-                f"intent {intent.name!r} names action {intent.action!r}, which {where} "
-                + ("does not define (decorate a function with @action)"
-                   if bot.actions_file is not None else "defines")))
+                file, line, col, f"{who} names action {action!r}, which {where}{fix}"))
     return problems
 
 

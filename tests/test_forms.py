@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chatbot import Chatbot, MemoryStore, SQLiteStore
-from chatbot.botdir import load_bot
+from chatbot.botdir import check_bot, load_bot
 from chatbot.cli import main
 from chatbot.errors import BotValidationError
 from chatbot.intents.loading import load_intents
@@ -255,3 +255,17 @@ fallback: ["Hm?"]
     assert session.form == "book"
     assert session.send("forget the table").text == "Dropped."
     assert session.form is None and seen == [None, "book"]
+
+
+def test_check_finds_missing_form_actions_without_running_actions_py(tmp_path: Path) -> None:
+    root = _booking(tmp_path, BOOKING.replace('    done: "Booked',
+                                              '    action: finish_booking\n    done: "Booked'))
+    (root / "actions.py").write_text(
+        "raise SystemExit('never run by check')\n", encoding="utf-8")
+    problems = [str(p).split("/intents/", 1)[1] for p in check_bot(root)]
+    assert problems == [
+        "book.yml:9:58: slot 'name' of form 'book' names action 'check_name', which "
+        "actions.py does not define (decorate a function with @action)",
+        "book.yml:12:13: form 'book' names action 'finish_booking', which actions.py does "
+        "not define (decorate a function with @action)",
+    ]

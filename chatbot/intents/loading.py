@@ -85,6 +85,7 @@ class _Folder:
     forms: dict[str, tuple[Form, str]] = field(default_factory=dict)
     form_uses: list[tuple[Reader, Node, str, str]] = field(default_factory=list)
     more_examples: list[tuple[Reader, Node, str]] = field(default_factory=list)
+    action_refs: list[tuple[str, str, tuple[str, int, int]]] = field(default_factory=list)
 
 
 def intent_files(folder: str | Path) -> list[Path]:
@@ -127,6 +128,7 @@ def read_intents(
         slots=tuple(sorted((name, how) for name, (how, _) in state.slot_specs.items())),
         entities=tuple(entity for entity, _ in state.entities.values()),
         forms=tuple(form for form, _ in state.forms.values()),
+        action_refs=tuple(state.action_refs),
     )
 
 
@@ -222,6 +224,8 @@ def _read_form(state: _Folder, reader: Reader, node: Node) -> None:
     cancelled = _read_responses(state, reader, value["cancelled"], what="'cancelled'") \
         if "cancelled" in value else list(DEFAULT_CANCELLED)
     action = _action_name(reader, value["action"]) if "action" in value else None
+    if action is not None:
+        state.action_refs.append((f"form {name!r}", action, _at(reader, value["action"])))
     if not done and action is None:
         reader.error(value["name"], f"form {name!r} has no 'done' response or 'action'")
     cancel = None
@@ -231,6 +235,10 @@ def _read_form(state: _Folder, reader: Reader, node: Node) -> None:
             state.form_uses.append((reader, value["cancel_intent"], "intent", cancel))
     form = Form(name, tuple(slots), tuple(done), action, cancel, tuple(cancelled))
     state.forms[name] = (form, reader.where(value["name"]))
+
+
+def _at(reader: Reader, node: Node) -> tuple[str, int, int]:
+    return (str(reader.path), node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def _action_name(reader: Reader, node: Node) -> str | None:
@@ -271,6 +279,9 @@ def _read_form_slot(state: _Folder, reader: Reader, node: Node, form: str) -> Fo
     low = reader.number(value["min"], what="'min'") if "min" in value else None
     high = reader.number(value["max"], what="'max'") if "max" in value else None
     validate = _action_name(reader, value["validate"]) if "validate" in value else None
+    if validate is not None:
+        state.action_refs.append((f"slot {name!r} of form {form!r}", validate,
+                                  _at(reader, value["validate"])))
     remember = _optional(reader.boolean, entries.get("remember"), "'remember'", True)
     return FormSlot(name, tuple(ask), kind, tuple(invalid), tuple(choices),
                     patterns[0] if patterns else None, low, high, validate, remember)

@@ -188,6 +188,8 @@ class IntentSet:
     slots: tuple[tuple[str, str], ...] = ()
     entities: tuple[Entity, ...] = ()
     forms: tuple[Form, ...] = ()
+    action_refs: tuple[tuple[str, str, tuple[str, int, int]], ...] = ()
+    """(who, action, (file, line, column)) for each action a form or slot names."""
 
     def normalize(self, slot: str, value: str | None) -> str | None:
         """A captured `value` of `slot` as its normaliser makes it (None stays None)."""
