@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -176,7 +176,3 @@ def when(text: str, kind: str, *, now: dt.datetime | None = None) -> str | None:
         return str(moment.strftime("%H:%M")) if has_time else None
     return str(moment.strftime("%Y-%m-%dT%H:%M"))
 
-
-def lookup_values(entity: Entity) -> Mapping[str, tuple[str, ...]]:
-    """A lookup entity's canonical values and their synonyms."""
-    return dict(entity.values)
