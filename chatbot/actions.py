@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures
-import contextvars
 import importlib.util
 import logging
 import sys
@@ -164,8 +163,7 @@ class ActionRegistry:
                 self._pool = concurrent.futures.ThreadPoolExecutor(
                     max_workers=8, thread_name_prefix="chatbot-action")
             pool = self._pool
-        # The turn's context variables go with it (the dialogue manager's "in a turn").
-        future = pool.submit(contextvars.copy_context().run, fn, view)
+        future = pool.submit(fn, view)
         try:
             value = future.result(timeout=limit)
         except concurrent.futures.TimeoutError:
