@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import _thread
 import io
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,19 @@ def _printed(console: Any) -> str:
     return console.file.getvalue()
 
 
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """Ctrl-C's usual handler for the test. `interrupt_main` does nothing while
+    SIGINT is ignored, as it is in a job that a shell without job control
+    started in the background (`cmd &` in a script)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_raises")
 def test_ctrl_c_cancels_the_reply_being_generated_and_rolls_the_turn_back(
     intents_bot_dir: Path,
 ) -> None:
