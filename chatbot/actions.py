@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures
+import contextvars
 import importlib.util
 import logging
 import sys
@@ -163,7 +164,8 @@ class ActionRegistry:
                 self._pool = concurrent.futures.ThreadPoolExecutor(
                     max_workers=8, thread_name_prefix="chatbot-action")
             pool = self._pool
-        future = pool.submit(fn, view)
+        # The turn's context variables go with it (the dialogue manager's "in a turn").
+        future = pool.submit(contextvars.copy_context().run, fn, view)
         try:
             value = future.result(timeout=limit)
         except concurrent.futures.TimeoutError:

@@ -16,11 +16,14 @@ and the reply both update the neural conversation state.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime
 import importlib.util
 import random
+import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
@@ -227,6 +230,50 @@ class _Turn:
     rule: Rule = "fallback"
 
 
+_IN_TURN: contextvars.ContextVar[bool] = contextvars.ContextVar("in_turn", default=False)
+"""True while a turn is answered (actions run in a copy of the turn's context)."""
+
+
+class _SwapGate:
+    """Many turns at once, or one swap of the intents between turns (a
+    readers-writer lock that lets a waiting swap in before new turns)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._turns = 0
+        self._swapping = False
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._swapping)
+            self._turns += 1
+        token = _IN_TURN.set(True)
+        try:
+            yield
+        finally:
+            _IN_TURN.reset(token)
+            with self._cond:
+                self._turns -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        if _IN_TURN.get():
+            raise ConfigError("the intents cannot change during a turn (from an action): "
+                              "teach between turns")
+        with self._cond:
+            self._cond.wait_for(lambda: not self._swapping)
+            self._swapping = True
+            self._cond.wait_for(lambda: self._turns == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._swapping = False
+                self._cond.notify_all()
+
+
 class DialogueManager:
     """Answers turns for many sessions with one intent set and one generator.
 
@@ -247,10 +294,12 @@ class DialogueManager:
         self.decode = decode
         self.clock: Callable[[], datetime.datetime] = datetime.datetime.now
         """What "now" is for date and time entities ("tomorrow")."""
+        self._swap = _SwapGate()
         self.use_intents(intents)
 
     def use_intents(self, intents: IntentSet) -> None:
         """Answers with `intents` from the next turn on (taught corrections use it).
+        Turns in flight finish with the old intents; the swap waits for them.
 
         Raises:
             ConfigError: a date entity without the optional dateparser package.
@@ -260,12 +309,13 @@ class DialogueManager:
             raise ConfigError(
                 f"entity {dated[0]!r} reads dates, which needs the optional dateparser "
                 "package: pip install 'chatbot[dates]'")
-        self.matcher = IntentMatcher(intents.intents)
-        self.entities = EntityExtractor(intents.entities)
-        self._by_name = {intent.name: intent for intent in intents.intents}
-        self._forms = {form.name: form for form in intents.forms}
-        self.policy = intents.policy
-        self.intents = intents
+        matcher, entities = IntentMatcher(intents.intents), EntityExtractor(intents.entities)
+        with self._swap.writing():
+            self.matcher, self.entities = matcher, entities
+            self._by_name = {intent.name: intent for intent in intents.intents}
+            self._forms = {form.name: form for form in intents.forms}
+            self.policy = intents.policy
+            self.intents = intents
 
     def handle(self, session: Session, text: str, *, decode: Any = None) -> Reply:
         """The reply to `text` in `session`; the turn's events are applied to it.
@@ -280,6 +330,10 @@ class DialogueManager:
         ids = [session.id for session, _ in items]
         if len(set(ids)) != len(ids):
             raise ValueError("a batch may hold each session once")
+        with self._swap.reading():
+            return self._handle(items, decode)
+
+    def _handle(self, items: Sequence[tuple[Session, str]], decode: Any) -> list[Reply]:
         turns = [self._start(session, text) for session, text in items]
         order = self.policy.order
         split = order.index("neural") if "neural" in order else len(order)

@@ -119,3 +119,56 @@ def test_taught_replies_join_the_reply_index_and_leave_it(tmp_path: Path) -> Non
     assert again.index_teachings() == 1
     bot.untaught()
     assert "Blue, like the sky." not in [index.reply(e) for e in range(len(index))]
+
+
+def test_a_teaching_waits_for_turns_in_flight_and_not_from_inside_one(tmp_path: Path) -> None:
+    import threading
+
+    from chatbot import ActionResult, TurnView
+
+    root = _bot(tmp_path)
+    more = """\
+  - name: slow
+    examples: [take your time]
+    action: slow
+  - name: selfteach
+    examples: [teach yourself]
+    action: selfteach
+"""
+    text = INTENTS.replace('fallback: ["Sorry?"]', more + 'fallback: ["Sorry?"]')
+    (root / "intents" / "mine.yml").write_text(text, encoding="utf-8")
+    bot = Chatbot.load(root, store=MemoryStore())
+    inside, release = threading.Event(), threading.Event()
+
+    @bot.action("slow", timeout=10)
+    def slow(turn: TurnView) -> str:
+        inside.set()
+        release.wait(10)
+        return "done"
+
+    @bot.action("selfteach")
+    def selfteach(turn: TurnView) -> ActionResult:
+        bot.untaught()
+        return ActionResult("unreachable")
+
+    teacher = bot.session("t")
+    teacher.send("what is up")
+    replies: list[str] = []
+    worker = threading.Thread(target=lambda: replies.append(bot.session("w").send(
+        "take your time").text))
+    worker.start()
+    assert inside.wait(10)
+    swapped = threading.Event()
+    teaching = threading.Thread(target=lambda: (bot.teach(teacher, reply="Not much."),
+                                                swapped.set()))
+    teaching.start()
+    assert not swapped.wait(0.3)          # the swap waits for the turn in flight
+    release.set()
+    worker.join(10)
+    teaching.join(10)
+    assert replies == ["done"] and swapped.is_set()
+    assert bot.session("x").send("what is up").text == "Not much."
+    # From inside a turn (an action), changing the intents is refused, not a deadlock.
+    reply = bot.session("y").send("teach yourself")
+    assert reply.source == "fallback"
+    assert "intents cannot change during a turn" in (reply.trace.action_error or "")
