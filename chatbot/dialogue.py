@@ -404,7 +404,10 @@ class DialogueManager:
         said: str | None = None
         ending = False
         if intent.action is not None:
-            outcome = self.actions.run(intent.action, self._view(turn, intent, captured, changes))
+            assert turn.best is not None
+            view = self._view(turn, intent.name, turn.best.score, captured,
+                              {**turn.session.slots, **changes})
+            outcome = self.actions.run(intent.action, view)
             if outcome.result is None:
                 turn.steps.append(f"{rule}: action {intent.action} of intent {intent.name} "
                                   f"failed ({outcome.error}); the fallback answers")
@@ -475,8 +478,7 @@ class DialogueManager:
             return _Answer(text, "form", form=(None,))
         by_name = {s.name: s for s in form.slots}
         asked = next((s for s in form.slots if s.name not in known), None)
-        starters = {i.name for i in self.intents.intents if i.form == form.name}
-        restarting = turn.best is not None and turn.best.intent in starters
+        restarting = turn.best is not None and self._by_name[turn.best.intent].form == form.name
         interrupting = turn.best is not None and not restarting
         values = {name: turn.entities[name] for name in by_name if name in turn.entities}
         values.update(self._choices_said(turn, form, values))
@@ -555,10 +557,7 @@ class DialogueManager:
             return self._invalid(turn, slot, known)
         if slot.validate is None:
             return None
-        view = TurnView(turn.text, turn.session.form or "", 1.0,
-                        MappingProxyType({slot.name: value}), MappingProxyType(known),
-                        MappingProxyType(dict(turn.session.contexts)),
-                        tuple(turn.session.history), turn.session.id)
+        view = self._view(turn, turn.session.form or "", 1.0, {slot.name: value}, known)
         outcome = self.actions.run(slot.validate, view)
         if outcome.result is None:
             turn.steps.append(f"form: validate action {slot.validate} failed ({outcome.error})")
@@ -573,11 +572,8 @@ class DialogueManager:
         said: str | None = None
         contexts: dict[str, int] = {}
         if form.action is not None:
-            view = TurnView(turn.text, form.name, 1.0, MappingProxyType({}),
-                            MappingProxyType(filled),
-                            MappingProxyType(dict(turn.session.contexts)),
-                            tuple(turn.session.history), turn.session.id)
-            outcome = self.actions.run(form.action, view)
+            outcome = self.actions.run(form.action,
+                                       self._view(turn, form.name, 1.0, {}, filled))
             if outcome.result is None:
                 turn.steps.append(f"form {form.name}: action {form.action} failed "
                                   f"({outcome.error}); the fallback answers")
@@ -593,15 +589,16 @@ class DialogueManager:
         return _Answer(text, "form", slots=dict(changes), contexts=contexts,
                        action=form.action, form=(None,))
 
-    def _view(self, turn: _Turn, intent: Intent, captured: dict[str, str | None],
-              changes: dict[str, str | None]) -> TurnView:
+    @staticmethod
+    def _view(turn: _Turn, intent: str, confidence: float, entities: dict[str, Any],
+              slots: dict[str, Any]) -> TurnView:
+        """What an action reads of `turn` (None values of `entities`/`slots` left out)."""
         session = turn.session
-        slots = {k: v for k, v in {**session.slots, **changes}.items() if v is not None}
-        assert turn.best is not None
         return TurnView(
-            text=turn.text, intent=intent.name, confidence=turn.best.score,
-            entities=MappingProxyType({k: v for k, v in captured.items() if v is not None}),
-            slots=MappingProxyType(slots), contexts=MappingProxyType(dict(session.contexts)),
+            text=turn.text, intent=intent, confidence=confidence,
+            entities=MappingProxyType({k: v for k, v in entities.items() if v is not None}),
+            slots=MappingProxyType({k: v for k, v in slots.items() if v is not None}),
+            contexts=MappingProxyType(dict(session.contexts)),
             history=tuple(session.history), session_id=session.id, form=session.form,
         )
 

@@ -41,6 +41,8 @@ NUMBER_WORDS: dict[str, int] = {
     "a hundred": 100, "a single": 1, "single": 1,
 }
 _DIGITS = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w]|\.\d)")
+_NUMBER_PATTERNS = [(re.compile(rf"\b{phrase}\b"), phrase, value)
+                    for phrase, value in NUMBER_WORDS.items()]
 _DETERMINERS = frozenset(("a", "an", "the", "this", "that", "which", "each", "every",
                           "another", "no", "any"))
 _TENS_UNITS = re.compile(
@@ -140,8 +142,8 @@ def number(text: str) -> str | None:
     if compound is not None:
         value = NUMBER_WORDS[compound.group(1)] + NUMBER_WORDS[compound.group(2)]
         candidates.append((compound.start(), str(value)))
-    for phrase, value in NUMBER_WORDS.items():
-        for at in re.finditer(rf"\b{phrase}\b", lowered):
+    for pattern, phrase, value in _NUMBER_PATTERNS:
+        for at in pattern.finditer(lowered):
             before = lowered[: at.start()].split()[-3:]
             if phrase == "one" and _DETERMINERS.intersection(before):
                 continue  # "a big one", "this one": a pronoun, not a count

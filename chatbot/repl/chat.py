@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.bot import Chatbot, definition_actions
-from chatbot.botdir import BotDefinition, default_bot_dir
+from chatbot.botdir import BotDefinition
 from chatbot.dialogue import Reply
 from chatbot.repl.options import ChatOptions
 from chatbot.session import Session, SessionStore, SQLiteStore
@@ -162,8 +162,7 @@ def open_chat(definition: BotDefinition, options: ChatOptions) -> Chat:
         store = SQLiteStore(store)
     bot = Chatbot(definition.intents, generator=generations, store=store, decode=decode,
                   name=definition.name, actions=definition_actions(definition),
-                  root=None if definition.root.resolve() == default_bot_dir().resolve()
-                  else definition.root)
+                  root=definition.root)
     bot.index_teachings()
     chat = Chat(bot, bot.session(options.session or new_session_id(store)), generations, base)
     if options.record is not None:

@@ -12,6 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 _SPACES = re.compile(r"\s+")
 _END_PUNCTUATION = re.compile(r"[\s.!?…,;:]+$")
@@ -197,37 +198,44 @@ class IntentIs(Matcher):
 
 
 @dataclass(frozen=True)
-class ActionIs(Matcher):
-    """The Python action `name` answered (None: no action did)."""
+class _NamedIs(Matcher):
+    """The observation's `FIELD` is `name` (None: unset); `LABEL` says it."""
 
+    FIELD: ClassVar[str]
+    NONE: ClassVar[str]
+    LABEL: ClassVar[str]
     name: str | None
     line: int = 0
 
     def matches(self, seen: Observation) -> bool:
-        return seen.action == self.name
+        return bool(getattr(seen, self.FIELD) == self.name)
 
     def describe(self) -> str:
-        return "no action" if self.name is None else f"action {self.name}"
+        return self._say(self.name)
 
     def actual(self, seen: Observation) -> str:
-        return "no action" if seen.action is None else f"action {seen.action}"
+        return self._say(getattr(seen, self.FIELD))
+
+    def _say(self, value: str | None) -> str:
+        return self.NONE if value is None else self.LABEL.format(value)
 
 
 @dataclass(frozen=True)
-class FormIs(Matcher):
+class ActionIs(_NamedIs):
+    """The Python action `name` answered (None: no action did)."""
+
+    FIELD = "action"
+    NONE = "no action"
+    LABEL = "action {}"
+
+
+@dataclass(frozen=True)
+class FormIs(_NamedIs):
     """Form `name` is active after the turn (None: no form is)."""
 
-    name: str | None
-    line: int = 0
-
-    def matches(self, seen: Observation) -> bool:
-        return seen.form == self.name
-
-    def describe(self) -> str:
-        return "no active form" if self.name is None else f"form {self.name} active"
-
-    def actual(self, seen: Observation) -> str:
-        return "no active form" if seen.form is None else f"form {seen.form} active"
+    FIELD = "form"
+    NONE = "no active form"
+    LABEL = "form {} active"
 
 
 @dataclass(frozen=True)
