@@ -55,7 +55,7 @@ def pools(args: argparse.Namespace) -> None:
     from chatbot.session.events import BotSaid, UserSaid, event_to_dict
 
     torch.set_num_threads(2)
-    bot = Chatbot.load(store=MemoryStore())
+    bot = Chatbot.load(args.bot, store=MemoryStore())
     generator = bot.dialogue.generator
     assert generator is not None and generator.index is not None and generator.weights
     # A tiny pmi weight makes the ranker compute log-likelihoods; no winner changes.
@@ -185,6 +185,8 @@ def main() -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--retrieve", type=int, default=40)
     p.add_argument("--short", type=int, default=300, help="frequent short replies added")
+    p.add_argument("--bot", default=None,
+                   help="bot directory whose model answers (default: the packaged bot)")
     e = sub.add_parser("eval", help="judged top-1 rates of rankers over labelled candidates")
     e.add_argument("--pools", required=True)
     e.add_argument("--ranker", default=str(HERE.parent / "chatbot/models/default/ranker.json"))

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
+import logging
 import re
 import struct
 import threading
@@ -22,10 +25,10 @@ from pathlib import Path
 
 import torch
 
-from chatbot import decoding
+from chatbot import decoding, fsutil
 from chatbot.checkpoint import LoadedModel, load_model, resolve_model_dir
 from chatbot.decoding import DecodeConfig, Hypothesis, Search
-from chatbot.errors import ChatbotError
+from chatbot.errors import ChatbotError, FormatError
 from chatbot.model import HRED
 from chatbot.replies.filter import ReplyFilter
 from chatbot.replies.index import INDEX_FILE, ReplyIndex
@@ -48,6 +51,8 @@ LOOP_RUN = 3
 LOOP_MAX_DISTINCT = 0.8
 ECHO_MIN_WORDS = 3
 EOS_TEXT = "<eos>"
+log = logging.getLogger(__name__)
+
 MAX_SCORED_TOKENS = 128
 """A candidate reply is scored on its first this many tokens (retrieved replies
 are at most `replies.index.MAX_REPLY_CHARS` characters, far fewer tokens)."""
@@ -164,6 +169,7 @@ class Generator:
         self.index = index
         self.weights = weights
         self.fingerprint: str | None = None
+        self._sources: dict[str, str] = {}
         """The sha256 of the model's weights file, when loaded from a model directory."""
         self.reply_filter = reply_filter if reply_filter is not None else ReplyFilter.default()
         if index is not None and not index.warmed:
@@ -207,30 +213,61 @@ class Generator:
             reply_filter=reply_filter,
         )
         generator.fingerprint = files.get("model.safetensors", {}).get("sha256")
+        generator._sources = {name: files.get(name, {}).get("sha256", "")
+                              for name in ("model.safetensors", "tokenizer.json", INDEX_FILE)}
         return generator
 
-    def clear_caches(self) -> None:
+    def clear_caches(self, *, keep_table: bool = False) -> None:
         """Forgets the cached reply embeddings and token ids (benchmarks time cold
-        lookups)."""
-        self._reply_embeddings = ReplyEmbeddings(self._reply_embeddings.size)
+        lookups); `keep_table` keeps the table `warm_reply_embeddings` filled."""
+        if keep_table:
+            self._reply_embeddings.forget_recent()
+        else:
+            self._reply_embeddings = ReplyEmbeddings(self._reply_embeddings.size)
         self._reply_tokens.cache_clear()
 
     def _tokens_of(self, text: str) -> tuple[int, ...]:
         return tuple(self.tokenizer.encode(text)[:MAX_SCORED_TOKENS])
 
-    def warm_reply_embeddings(self) -> int:
-        """Encodes every reply of the index for the ranking head ahead of time (for a
-        server: about 100 MB and 15 s of CPU for the default model, in chunks, so
-        replies go on meanwhile); a selected reply then encodes only the model's
-        own candidates. Returns how many replies were encoded (0 without a ranker
-        or an index)."""
+    def warm_reply_embeddings(self, cache: str | Path | None = None) -> int:
+        """Encodes every reply of the index for the ranking head ahead of time (about
+        100 MB and 15-20 s of CPU for the default model, in chunks, so replies go on
+        meanwhile); a selected reply then encodes only the model's own candidates.
+        Returns how many replies the table holds (0 without a ranker or an index).
+
+        Args:
+            cache: a folder for the table: it is read from there when a file
+                computed from this model's weights, tokenizer and index is there
+                (a fraction of a second), else computed and written there.
+                None: computed, not kept. An unreadable file is computed again.
+        """
         if self.index is None or self.model.ranker is None:
             return 0
+        path = self._vectors_file(Path(cache)) if cache is not None else None
+        if path is not None and path.exists():
+            try:
+                self._reply_embeddings.load_table(path, self._vectors_meta())
+                return self._reply_embeddings.filled
+            except FormatError as error:
+                log.warning("computing the reply embeddings again: %s", error)
         replies = [[*self._reply_tokens(self.index.reply(e)), self.tokenizer.eos_id]
                    for e in range(len(self.index))]
         self._reply_embeddings.fill(self.model, replies, pad_id=self.tokenizer.pad_id,
                                     lock=self._lock)
-        return len(self._reply_embeddings)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fsutil.write_bytes(path, self._reply_embeddings.to_bytes(self._vectors_meta()))
+            # The same values, mapped from the file rather than held in memory.
+            self._reply_embeddings.load_table(path, self._vectors_meta())
+        return self._reply_embeddings.filled
+
+    def _vectors_meta(self) -> dict[str, str]:
+        return {**self._sources, "max_tokens": str(MAX_SCORED_TOKENS)}
+
+    def _vectors_file(self, folder: Path) -> Path:
+        """One file per model weights, tokenizer and index (a digest of their sha256)."""
+        digest = hashlib.sha256(json.dumps(self._vectors_meta(), sort_keys=True).encode())
+        return folder / f"reply-vectors-{digest.hexdigest()[:24]}.safetensors"
 
     def initial_state(self) -> NeuralState:
         """The state of a conversation before its first utterance."""

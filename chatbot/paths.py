@@ -5,6 +5,7 @@ No torch import, so that reading a bot directory (`botdir`) stays cheap.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from chatbot import fsutil
@@ -26,3 +27,10 @@ def resolve_model_dir(name: str | Path) -> Path:
     if not (path / MANIFEST).exists() and (fsutil.resolve_dir(inner) / MANIFEST).exists():
         return inner
     return path
+
+
+def cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/chatbot` (`~/.cache/chatbot` when unset): files worth keeping
+    but recomputed when missing, such as a model's table of reply embeddings."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "chatbot"

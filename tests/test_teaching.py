@@ -121,6 +121,25 @@ def test_taught_replies_join_the_reply_index_and_leave_it(tmp_path: Path) -> Non
     assert "Blue, like the sky." not in [index.reply(e) for e in range(len(index))]
 
 
+def test_the_same_teachings_again_keep_the_key_matrix_and_never_wait_for_it() -> None:
+    from chatbot.data.corpora import Conversation
+    from chatbot.replies.index import ReplyIndex
+
+    index = ReplyIndex.build([Conversation(str(i), (f"do you like {w}", f"i love {w}"))
+                              for i, w in enumerate(["tea", "coffee", "tea", "milk"])])
+    index.warm()
+    keys = index._keys_t
+    with index._lock:  # as while the background thread builds the key matrix
+        index.set_taught([])  # a bot with nothing taught, at load: returns at once
+    assert index._keys_t is keys
+    index.set_taught([("hi", "hello")])
+    assert index._keys_t is None and index.reply(len(index) - 1) == "hello"
+    index.warm()
+    keys = index._keys_t
+    index.set_taught([("hi", "hello")])
+    assert index._keys_t is keys
+
+
 def test_a_teaching_waits_for_turns_in_flight_and_not_from_inside_one(tmp_path: Path) -> None:
     import threading
 

@@ -12,8 +12,10 @@ terminal, or with `json=True`, each input line gets one reply line; without a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shlex
 import sys
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -26,6 +28,8 @@ from chatbot.repl.options import ChatOptions
 
 if TYPE_CHECKING:
     from prompt_toolkit.history import History
+
+    from chatbot.generator import Generator
 
 __all__ = ["Chat", "ChatOptions", "Loading", "chat", "default_history_path", "open_chat"]
 
@@ -60,7 +64,24 @@ def _looks_like_a_bot(path: Path) -> bool:
 def _open(options: ChatOptions) -> Chat:
     from chatbot.botdir import load_bot
 
-    return open_chat(load_bot(options.bot), options)
+    chat = open_chat(load_bot(options.bot), options)
+    generator = chat.generations.inner if chat.generations is not None else None
+    if generator is not None:
+        threading.Thread(target=_warm, args=(generator,), name="reply-vectors",
+                         daemon=True).start()
+    return chat
+
+
+def _warm(generator: Generator) -> None:
+    """Fills the ranking head's table of index replies (from the cache folder after
+    the first run: see `Generator.warm_reply_embeddings`); replies go on meanwhile."""
+    from chatbot.paths import cache_dir
+
+    try:
+        count = generator.warm_reply_embeddings(cache_dir())
+        logging.getLogger("chatbot.repl").info("reply table: %d index replies", count)
+    except Exception:  # noqa: BLE001 - without the table, replies encode as needed
+        logging.getLogger("chatbot.repl").exception("filling the reply table failed")
 
 
 def _lines(open_: Callable[[ChatOptions], Chat], options: ChatOptions, *, stdin: IO[str],

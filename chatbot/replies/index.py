@@ -72,6 +72,7 @@ class ReplyIndex:
         self._keys_t: Any = None
         self._warming = False
         self._base = (len(self.conversations), len(self.entries))
+        self._taught: list[tuple[str, str]] = []
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -123,8 +124,13 @@ class ReplyIndex:
         """Makes `pairs` (utterance, reply), taught from the chat, entries besides the
         corpus's, replacing those of an earlier call ([] removes them). Their keys
         are searched with the corpus's vocabulary; the key matrix is rebuilt on the
-        next search."""
+        next search. The same pairs again change nothing (and do not wait for a key
+        matrix being built)."""
+        pairs = [(str(u), str(r)) for u, r in pairs]
+        if pairs == self._taught:
+            return
         with self._lock:
+            self._taught = pairs
             conversations, entries = self._base
             del self.conversations[conversations:]
             del self.entries[entries:]

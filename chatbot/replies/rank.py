@@ -15,16 +15,22 @@ maps the winner's score to a calibrated confidence.
 
 from __future__ import annotations
 
+import array
 import collections
 import contextlib
+import itertools
 import json
 import math
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import safetensors
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +38,10 @@ from chatbot.errors import FormatError
 from chatbot.model import HRED
 
 RANKER_FILE = "ranker.json"
+VECTORS_FORMAT = "chatbot-reply-vectors-1"
+TABLE_DTYPE = torch.float16
+"""The `format` a saved table of reply embeddings names in its metadata."""
+
 FEATURES = ("match", "log_p", "pmi", "similarity", "generated", "consensus")
 
 
@@ -108,7 +118,8 @@ class ReplyEmbeddings:
         self.size = size
         self._rows: collections.OrderedDict[tuple[int, ...], torch.Tensor] = (
             collections.OrderedDict())
-        self._table: dict[tuple[int, ...], int] = {}
+        # Table keys are the token ids as int32 bytes: a tenth of a tuple's memory.
+        self._table: dict[bytes, int] = {}
         self._matrix: torch.Tensor | None = None
         self._lock = threading.Lock()
 
@@ -133,8 +144,65 @@ class ReplyEmbeddings:
                 _, vectors = model.encoder(tokens.to(device), lengths.to(device))
                 blocks.append(model.ranker.embed_reply(vectors))
         with self._lock:
-            self._matrix = torch.cat(blocks) if blocks else None
-            self._table = {key: i for i, key in enumerate(keys)} if blocks else {}
+            # Half precision halves the table (about 50 MB for the default model);
+            # a score moves by about 1e-3 of the head's scale.
+            self._matrix = torch.cat(blocks).to(TABLE_DTYPE) if blocks else None
+            self._table = {_packed(key): i for i, key in enumerate(keys)} if blocks else {}
+
+    @property
+    def filled(self) -> int:
+        """How many replies the table filled ahead of time holds."""
+        return len(self._table)
+
+    def forget_recent(self) -> None:
+        """Drops the cache of replies encoded on the way; the table stays."""
+        with self._lock:
+            self._rows.clear()
+
+    def to_bytes(self, meta: dict[str, str]) -> bytes:
+        """The table as safetensors: the embeddings and each reply's token ids (flat,
+        with offsets), and `meta` (what the table was computed from)."""
+        with self._lock:
+            matrix, table = self._matrix, self._table
+        if matrix is None:
+            raise ValueError("the table is empty: nothing to save")
+        keys = sorted(table, key=table.__getitem__)
+        offsets = torch.tensor([0, *itertools.accumulate(len(k) // 4 for k in keys)],
+                               dtype=torch.int64)
+        tokens = torch.frombuffer(bytearray(b"".join(keys)), dtype=torch.int32)
+        return safetensors.torch.save(
+            {"vectors": matrix.contiguous(), "tokens": tokens, "offsets": offsets},
+            metadata={"format": VECTORS_FORMAT, **meta},
+        )
+
+    def load_table(self, path: str | Path, meta: dict[str, str]) -> None:
+        """Fills the table from a file `to_bytes` wrote for the same `meta`; raises
+        `FormatError` (the file named) for anything else, leaving the table as it was.
+
+        The embeddings stay in the file, memory-mapped (copy on write): a page is
+        read, and counts in the process's memory, when a reply on it is ranked."""
+        try:
+            with safetensors.safe_open(str(path), framework="pt") as handle:
+                header = handle.metadata() or {}
+                names = set(handle.keys())
+                tensors = {n: handle.get_tensor(n) for n in names & {"offsets"}}
+            tensors.update({n: _mapped(Path(path), n) for n in names & {"vectors", "tokens"}})
+        except (OSError, ValueError, safetensors.SafetensorError) as error:
+            raise FormatError(path, f"not a reply-vector table ({error})") from error
+        expected = {"format": VECTORS_FORMAT, **meta}
+        if {k: header.get(k) for k in expected} != expected:
+            raise FormatError(path, f"computed for {header}, not for {expected}")
+        vectors, tokens, offsets = (tensors.get(n) for n in ("vectors", "tokens", "offsets"))
+        if (vectors is None or tokens is None or offsets is None or vectors.dim() != 2
+                or vectors.dtype != TABLE_DTYPE or tokens.dtype != torch.int32
+                or offsets.numel() != vectors.shape[0] + 1
+                or int(offsets[-1]) != tokens.numel()):
+            raise FormatError(path, "inconsistent reply-vector table")
+        flat, bounds = memoryview(tokens.numpy()).cast("B"), offsets.tolist()
+        keys = [flat[4 * a : 4 * b].tobytes() for a, b in itertools.pairwise(bounds)]
+        with self._lock:
+            self._matrix = vectors
+            self._table = {key: i for i, key in enumerate(keys)}
 
     def embed(self, model: HRED, replies: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(R, D) unit embeddings of reply tokens `replies` (R, T), `lengths` (R,)."""
@@ -143,13 +211,15 @@ class ReplyEmbeddings:
         known: dict[tuple[int, ...], torch.Tensor] = {}
         with self._lock:
             matrix, table = self._matrix, self._table
+            tabled = {key: table.get(_packed(key)) for key in keys} if table else {}
             for key in set(keys):
-                if key in table:
+                if tabled.get(key) is not None:
                     continue
                 if key in self._rows:
                     self._rows.move_to_end(key)
                     known[key] = self._rows[key]
-        missing = list(dict.fromkeys(k for k in keys if k not in known and k not in table))
+        missing = list(dict.fromkeys(
+            k for k in keys if k not in known and tabled.get(k) is None))
         if missing:
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
             rows = torch.tensor([first[k] for k in missing], device=replies.device)
@@ -162,8 +232,31 @@ class ReplyEmbeddings:
                         self._rows[key] = row.clone()
                     while len(self._rows) > self.size:
                         self._rows.popitem(last=False)
-        return torch.stack([known[k] if k in known else matrix[table[k]]  # type: ignore[index]
+        return torch.stack([known[k] if k in known
+                            else matrix[tabled[k]].float()  # type: ignore[index]
                             for k in keys])
+
+
+def _packed(key: Sequence[int]) -> bytes:
+    return array.array("i", key).tobytes()
+
+
+def _mapped(path: Path, name: str) -> torch.Tensor:
+    """Tensor `name` of a safetensors file, memory-mapped rather than read."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+    entry = header[name]
+    dtypes = {"F16": np.float16, "F32": np.float32, "I32": np.int32}
+    if entry["dtype"] not in dtypes:
+        raise ValueError(f"{name}: dtype {entry['dtype']}")
+    start, end = entry["data_offsets"]
+    shape = tuple(entry["shape"])
+    dtype = np.dtype(dtypes[entry["dtype"]])
+    if end - start != dtype.itemsize * math.prod(shape):
+        raise ValueError(f"{name}: {end - start} bytes for shape {shape}")
+    data = np.memmap(path, dtype=dtype, mode="c", offset=8 + size + start, shape=shape)
+    return torch.from_numpy(data)
 
 
 def _consensus(embedded: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chatbot.bot import Chatbot
 from chatbot.dialogue import Reply
 from chatbot.errors import SessionDeletedError, SessionError, TurnMismatchError
+from chatbot.paths import cache_dir
 from chatbot.render import one_line
 from chatbot.serve.batching import MicroBatcher, UnknownSessionError
 from chatbot.serve.openapi import openapi
@@ -175,7 +176,7 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
         try:
             warm_up = getattr(bot.generator, "warm_reply_embeddings", None)
             if warm_up is not None:
-                count = warm_up()
+                count = warm_up(cache_dir())
                 log.info("encoded %d index replies for the ranking head", count)
         except Exception:  # noqa: BLE001 - a server without the table still answers
             log.exception("warming the reply embeddings failed; replies encode them as needed")

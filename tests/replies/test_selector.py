@@ -10,6 +10,7 @@ import torch
 
 from chatbot.checkpoint import load_model
 from chatbot.config import DecodeConfig
+from chatbot.errors import FormatError
 from chatbot.generator import Generator
 from chatbot.replies.filter import ReplyFilter
 from chatbot.replies.index import INDEX_FILE
@@ -214,5 +215,48 @@ def test_warmed_index_embeddings_equal_fresh_ones(gen: Generator,
                             lambda t, n: calls.append(len(t)) or encoder(t, n))
         table = warmed._reply_embeddings.embed(warmed.model, tokens, lengths)
     assert calls == []  # all five came from the table
-    torch.testing.assert_close(table, fresh, rtol=0, atol=1e-5)
+    # The table holds each embedding in half precision: the fresh one rounded,
+    # give or take one step of float16 (2**-10 relative) where the batch differs.
+    torch.testing.assert_close(table, fresh.half().float(), rtol=2**-10, atol=0)
+    assert not torch.equal(table, fresh)
     warmed.clear_caches()
+
+
+def test_the_reply_table_is_kept_in_the_cache_folder_and_read_back(
+        tiny_rank_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    first = Generator.from_loaded(load_model(tiny_rank_model_dir))
+    count = first.warm_reply_embeddings(tmp_path)
+    [saved] = tmp_path.glob("reply-vectors-*.safetensors")
+    table = first._reply_embeddings
+
+    second = Generator.from_loaded(load_model(tiny_rank_model_dir))
+    calls: list[int] = []
+    encoder = second.model.encoder.forward
+    monkeypatch.setattr(second.model.encoder, "forward",
+                        lambda t, n: calls.append(len(t)) or encoder(t, n))
+    assert second.warm_reply_embeddings(tmp_path) == count > 0
+    assert calls == []  # read, not computed
+    loaded = second._reply_embeddings
+    assert loaded._table == table._table
+    assert torch.equal(loaded._matrix, table._matrix)  # type: ignore[arg-type]
+
+    # A broken file is computed again and rewritten; the warning names it.
+    saved.write_bytes(saved.read_bytes()[:100])
+    third = Generator.from_loaded(load_model(tiny_rank_model_dir))
+    with caplog.at_level("WARNING", logger="chatbot.generator"):
+        assert third.warm_reply_embeddings(tmp_path) == count
+    assert str(saved) in caplog.text and "computing the reply embeddings again" in caplog.text
+    assert torch.equal(third._reply_embeddings._matrix, table._matrix)  # type: ignore[arg-type]
+    assert [p.name for p in tmp_path.iterdir()] == [saved.name]
+    ReplyEmbeddings().load_table(saved, third._vectors_meta())  # whole again
+
+
+def test_a_reply_table_of_other_weights_is_refused(gen: Generator, tmp_path: Path) -> None:
+    gen.warm_reply_embeddings(tmp_path)
+    [saved] = tmp_path.glob("reply-vectors-*.safetensors")
+    other = {**gen._vectors_meta(), "model.safetensors": "0" * 64}
+    with pytest.raises(FormatError) as info:
+        ReplyEmbeddings().load_table(saved, other)
+    assert info.value.path == str(saved) and "computed for" in info.value.message
+    gen.clear_caches()
