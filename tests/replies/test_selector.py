@@ -241,8 +241,12 @@ def test_the_reply_table_is_kept_in_the_cache_folder_and_read_back(
     assert loaded._table == table._table
     assert torch.equal(loaded._matrix, table._matrix)  # type: ignore[arg-type]
 
-    # A broken file is computed again and rewritten; the warning names it.
-    saved.write_bytes(saved.read_bytes()[:100])
+    # A broken file is computed again and rewritten; the warning names it. (It is
+    # replaced, as every writer of the cache replaces files: the tables above map
+    # the old one, which truncating in place would pull from under them.)
+    broken = tmp_path / "broken.tmp"
+    broken.write_bytes(saved.read_bytes()[:100])
+    broken.replace(saved)
     third = Generator.from_loaded(load_model(tiny_rank_model_dir))
     with caplog.at_level("WARNING", logger="chatbot.generator"):
         assert third.warm_reply_embeddings(tmp_path) == count
