@@ -51,6 +51,7 @@ LOOP_RUN = 3
 LOOP_MAX_DISTINCT = 0.8
 ECHO_MIN_WORDS = 3
 EOS_TEXT = "<eos>"
+
 log = logging.getLogger(__name__)
 
 MAX_SCORED_TOKENS = 128
@@ -169,8 +170,9 @@ class Generator:
         self.index = index
         self.weights = weights
         self.fingerprint: str | None = None
-        self._sources: dict[str, str] = {}
         """The sha256 of the model's weights file, when loaded from a model directory."""
+        self._sources: dict[str, str] = {}
+        """The sha256 of the files a table of reply embeddings is computed from."""
         self.reply_filter = reply_filter if reply_filter is not None else ReplyFilter.default()
         if index is not None and not index.warmed:
             # The key matrices take a few seconds to build: off the caller's path.
@@ -212,9 +214,9 @@ class Generator:
             weights=weights,
             reply_filter=reply_filter,
         )
-        generator.fingerprint = files.get("model.safetensors", {}).get("sha256")
         generator._sources = {name: files.get(name, {}).get("sha256", "")
                               for name in ("model.safetensors", "tokenizer.json", INDEX_FILE)}
+        generator.fingerprint = generator._sources["model.safetensors"] or None
         return generator
 
     def clear_caches(self, *, keep_table: bool = False) -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors
 import safetensors.torch
 import torch
 import torch.nn.functional as F
@@ -39,8 +38,8 @@ from chatbot.model import HRED
 
 RANKER_FILE = "ranker.json"
 VECTORS_FORMAT = "chatbot-reply-vectors-1"
-TABLE_DTYPE = torch.float16
 """The `format` a saved table of reply embeddings names in its metadata."""
+TABLE_DTYPE = torch.float16
 
 FEATURES = ("match", "log_p", "pmi", "similarity", "generated", "consensus")
 
@@ -182,13 +181,9 @@ class ReplyEmbeddings:
         The embeddings stay in the file, memory-mapped (copy on write): a page is
         read, and counts in the process's memory, when a reply on it is ranked."""
         try:
-            with safetensors.safe_open(str(path), framework="pt") as handle:
-                header = handle.metadata() or {}
-                names = set(handle.keys())
-                tensors = {n: handle.get_tensor(n) for n in names & {"offsets"}}
-            tensors.update({n: _mapped(Path(path), n) for n in names & {"vectors", "tokens"}})
-        except (OSError, ValueError, safetensors.SafetensorError) as error:
-            raise FormatError(path, f"not a reply-vector table ({error})") from error
+            header, tensors = _mapped(Path(path))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise FormatError(path, f"not a reply-vector table ({error!r})") from error
         expected = {"format": VECTORS_FORMAT, **meta}
         if {k: header.get(k) for k in expected} != expected:
             raise FormatError(path, f"computed for {header}, not for {expected}")
@@ -198,7 +193,7 @@ class ReplyEmbeddings:
                 or offsets.numel() != vectors.shape[0] + 1
                 or int(offsets[-1]) != tokens.numel()):
             raise FormatError(path, "inconsistent reply-vector table")
-        flat, bounds = memoryview(tokens.numpy()).cast("B"), offsets.tolist()
+        flat, bounds = tokens.numpy().data.cast("B"), offsets.tolist()
         keys = [flat[4 * a : 4 * b].tobytes() for a, b in itertools.pairwise(bounds)]
         with self._lock:
             self._matrix = vectors
@@ -241,22 +236,26 @@ def _packed(key: Sequence[int]) -> bytes:
     return array.array("i", key).tobytes()
 
 
-def _mapped(path: Path, name: str) -> torch.Tensor:
-    """Tensor `name` of a safetensors file, memory-mapped rather than read."""
+def _mapped(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and tensors of a safetensors file, the tensors memory-mapped
+    (copy on write) rather than read."""
     with open(path, "rb") as handle:
         size = int.from_bytes(handle.read(8), "little")
         header = json.loads(handle.read(size))
-    entry = header[name]
-    dtypes = {"F16": np.float16, "F32": np.float32, "I32": np.int32}
-    if entry["dtype"] not in dtypes:
-        raise ValueError(f"{name}: dtype {entry['dtype']}")
-    start, end = entry["data_offsets"]
-    shape = tuple(entry["shape"])
-    dtype = np.dtype(dtypes[entry["dtype"]])
-    if end - start != dtype.itemsize * math.prod(shape):
-        raise ValueError(f"{name}: {end - start} bytes for shape {shape}")
-    data = np.memmap(path, dtype=dtype, mode="c", offset=8 + size + start, shape=shape)
-    return torch.from_numpy(data)
+    metadata = header.pop("__metadata__", None) or {}
+    dtypes = {"F16": np.float16, "F32": np.float32, "I32": np.int32, "I64": np.int64}
+    tensors = {}
+    for name, entry in header.items():
+        if entry["dtype"] not in dtypes:
+            raise ValueError(f"{name}: dtype {entry['dtype']}")
+        start, end = entry["data_offsets"]
+        shape = tuple(entry["shape"])
+        dtype = np.dtype(dtypes[entry["dtype"]])
+        if end - start != dtype.itemsize * math.prod(shape):
+            raise ValueError(f"{name}: {end - start} bytes for shape {shape}")
+        tensors[name] = torch.from_numpy(
+            np.memmap(path, dtype=dtype, mode="c", offset=8 + size + start, shape=shape))
+    return metadata, tensors
 
 
 def _consensus(embedded: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
