@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from chatbot import fsutil
+from chatbot import fsutil, jsonio
 from chatbot.config import Config, ModelConfig, from_json_dict
 from chatbot.errors import (
     CheckpointError,
@@ -32,6 +32,7 @@ from chatbot.errors import (
     MissingFileError,
     ShapeError,
 )
+from chatbot.jsonio import JsonError
 from chatbot.model import HRED
 from chatbot.paths import MANIFEST as MANIFEST
 from chatbot.paths import packaged_model_dir as packaged_model_dir
@@ -276,9 +277,9 @@ def read_json(path: Path) -> dict[str, Any]:
     if path.stat().st_size > MAX_JSON_BYTES:
         raise FormatError(path, f"larger than {MAX_JSON_BYTES} bytes")
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(path, f"invalid JSON: {exc}") from None
+        value = jsonio.loads(path.read_bytes())
+    except JsonError as exc:
+        raise FormatError(path, exc.message) from None
     if not isinstance(value, dict):
         raise FormatError(path, "expected a JSON object")
     return value

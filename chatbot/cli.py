@@ -44,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model")
     train.add_argument("--config", default="default", help="preset name or YAML file")
-    train.add_argument("--data", help="corpus: chitchat, chatterbot, cornell:PATH, jsonl:PATH, "
-                       "transcripts:DIR (default: the config's data.source)")
+    train.add_argument("--data", help="corpus: everyday, chitchat, chatterbot, cornell:PATH, "
+                       "jsonl:PATH, transcripts:DIR, or A+B for both (default: the config's "
+                       "data.source)")
     train.add_argument("--out", required=True, help="run folder (model/, checkpoints/, metrics)")
     train.add_argument("--max-steps", type=int, help="stop after this many steps in total")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -71,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("model", help="model directory or run folder (rewritten in place)")
     index.add_argument("--data", help="build the index from this corpus's training split "
                        "(default: keep the model's index, else its training corpus)")
+    index.add_argument("--bot-side", action="store_true", help="index only the second "
+                       "speaker's turns (the bot's, in a corpus where the user speaks first)")
+    index.add_argument("--persona", action="store_true", help="leave out replies that claim "
+                       "a human life (a job, family, body, hometown; chatbot/replies/persona.py)")
     index.add_argument("--fit", type=int, default=0, metavar="N",
                        help="fit the ranker's weights to pick the true next turn of N "
                        "validation turns (listwise); see docs/replies.md for when not to")
@@ -261,6 +266,7 @@ def _index(args: argparse.Namespace) -> int:
     from chatbot.generator import Generator
     from chatbot.replies.fit import fit_gate, fit_ranker, read_judged
     from chatbot.replies.index import INDEX_FILE, ReplyIndex
+    from chatbot.replies.persona import human_claim
     from chatbot.replies.rank import RANKER_FILE, RankerWeights
 
     path = resolve_model_dir(args.model)
@@ -270,8 +276,9 @@ def _index(args: argparse.Namespace) -> int:
     generator = Generator.from_loaded(loaded)
     split = split_for(load_corpus(source), data)
     files: dict[str, bytes] = {}
-    if args.data or generator.index is None:
-        generator.index = ReplyIndex.build(split.train)
+    if args.data or generator.index is None or args.bot_side or args.persona:
+        keep = (lambda reply: human_claim(reply) is None) if args.persona else None
+        generator.index = ReplyIndex.build(split.train, keep=keep, bot_side=args.bot_side)
         files[INDEX_FILE] = generator.index.to_bytes()
         print(f"index: {len(generator.index)} replies of {len(split.train)} conversations")
     weights = generator.weights
@@ -419,6 +426,9 @@ def _add_serve_command(commands: Any) -> None:
     serve.add_argument("--max-batch", type=int, default=64, help="largest batch (default 64)")
     serve.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
                        help="allow browser calls from ORIGIN (repeatable; default: none)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a name the Host header may give besides this machine's "
+                       "loopback names and --host (repeatable; '*': any)")
     serve.add_argument("--no-warm", action="store_true", help="do not encode the index's "
                        "replies for the ranker at start-up (saves ~100 MB; slower replies)")
     serve.add_argument("--log-level", default="info",
@@ -433,7 +443,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from chatbot.serve.app import OPTIONS_ENV, TOKEN_ENV, ServeOptions
+        from chatbot.serve.app import LOOPBACK_HOSTS, OPTIONS_ENV, TOKEN_ENV, ServeOptions
     except ImportError as exc:
         raise ConfigError(f"chatbot serve needs the serve extra ({exc.name} is missing): "
                           "pip install -e '.[serve]'") from None
@@ -450,12 +460,20 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         cors=tuple(args.cors),
         warm=not args.no_warm,
+        allowed_hosts=tuple(dict.fromkeys([*LOOPBACK_HOSTS, *_bound_names(args.host),
+                                           *args.allowed_host])),
     )
     os.environ[OPTIONS_ENV] = json.dumps(dataclasses.asdict(options))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     uvicorn.run("chatbot.serve.app:create_app_from_env", factory=True, host=args.host,
                 port=args.port, workers=args.workers, log_level=args.log_level)
     return EXIT_OK
+
+
+def _bound_names(host: str) -> list[str]:
+    """The address `chatbot serve` binds, as a Host name a request may give
+    (none for a wildcard address: each name must then be allowed)."""
+    return [] if host in ("0.0.0.0", "::", "") else [host.strip("[]").lower()]
 
 
 def _chat(args: argparse.Namespace) -> int:

@@ -259,6 +259,26 @@ PRESETS: dict[str, list[str]] = {
         "train.checkpoint_interval=50",
         "train.log_interval=10",
     ],
+    # The default model on the everyday corpus, run with `--init` on the chitchat
+    # model (`--init default`): the generator and its ranking head learn the
+    # persona's voice and the everyday topics, keeping what chitchat taught.
+    "everyday": [
+        "train.save_dtype=float16",
+        "model.ranker_size=256",
+        "data.source=everyday",
+        "data.window_turns=16",
+        "data.max_utterance_tokens=48",
+        "train.batch_size=16",
+        "train.max_epochs=4",
+        "train.lr=5e-4",
+        "train.warmup_steps=20",
+        "train.eval_interval=100",
+        "train.checkpoint_interval=50",
+        "train.log_interval=10",
+        "train.patience=4",
+        "train.rank_weight=1.0",
+        "train.rank_negatives=2",
+    ],
     # Stage three, run with `--init` on stage two's model and `--index`: the
     # ranking head learns, together with the generator, to tell the true next
     # turn from in-batch replies and from replies retrieved for the same context.

@@ -117,6 +117,11 @@ class TurnMismatchError(SessionError):
         )
 
 
+class StoreUnavailableError(SessionError):
+    """The session store failed (unreadable, corrupt or full) for one session;
+    nothing of the turn was stored, and other sessions are unaffected."""
+
+
 class BatchError(SessionError):
     """Some turns of a `send_batch` failed; the others were answered and stored.
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from chatbot import fsutil
+from chatbot import fsutil, jsonio
 from chatbot.botdir import INTENTS_DIR
 from chatbot.errors import ConfigError
 
@@ -57,7 +57,7 @@ def read_log(root: Path) -> list[Teaching]:
     if not path.is_file():
         return []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = jsonio.loads(path.read_bytes())
         return [Teaching(**item) for item in data["teachings"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: not a teachings file: {exc}") from None

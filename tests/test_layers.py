@@ -12,7 +12,7 @@ import chatbot
 PACKAGE = Path(chatbot.__file__).parent
 
 LAYERS = {
-    "errors": 0, "config": 0, "yamlio": 0, "fsutil": 0, "paths": 0,
+    "errors": 0, "config": 0, "yamlio": 0, "jsonio": 0, "fsutil": 0, "paths": 0,
     "text": 1, "data": 1,
     "model": 2,
     "decoding": 3, "quality": 3, "replies": 3, "checkpoint": 3, "train": 3, "evaluate": 3,

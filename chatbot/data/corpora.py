@@ -1,11 +1,12 @@
 """Corpus loaders. Each source becomes a list of `Conversation`.
 
-Sources: `chitchat`, `chatterbot`, `cornell:PATH`, `jsonl:PATH`, `transcripts:DIR`.
+Sources: `everyday` (this project's own corpus; `everyday:heldout` its held-out
+topics), `chitchat`, `chatterbot`, `cornell:PATH`, `jsonl:PATH`,
+`transcripts:DIR`. `A+B` is the conversations of both, in that order.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatbot import jsonio
 from chatbot.errors import CorpusFormatError, DataError, EmptyCorpusError, YamlError
 
 _SPACES = re.compile(r"\s+")
@@ -22,10 +24,15 @@ _CORNELL_MARK = "+++$+++"
 
 @dataclass(frozen=True)
 class Conversation:
-    """Utterances in order, alternating speakers; `id` is stable across loads."""
+    """Utterances in order, alternating speakers; `id` is stable across loads.
+
+    `split` is the split a corpus fixes for the conversation (`train`, `valid`,
+    `test`), or None where the split is cut by seed.
+    """
 
     id: str
     turns: tuple[str, ...]
+    split: str | None = None
 
 
 def load_corpus(source: str) -> list[Conversation]:
@@ -36,18 +43,22 @@ def load_corpus(source: str) -> list[Conversation]:
         CorpusFormatError: a malformed record, with file and line.
         EmptyCorpusError: the source has no conversation of two or more turns.
     """
-    kind, _, arg = source.partition(":")
     loaders: dict[str, Callable[[str], list[Conversation]]] = {
+        "everyday": _everyday,
         "chitchat": lambda _: _chitchat(),
         "chatterbot": lambda _: _chatterbot(),
         "cornell": _cornell,
         "jsonl": _jsonl,
         "transcripts": _transcripts,
     }
+    parts = source.split("+")
+    if len(parts) > 1 and all(p.partition(":")[0] in loaders for p in parts):
+        return [c for part in parts for c in load_corpus(part)]
+    kind, _, arg = source.partition(":")
     if kind not in loaders:
         raise DataError(
-            f"unknown corpus {source!r}; use chitchat, chatterbot, cornell:PATH, "
-            "jsonl:PATH or transcripts:DIR"
+            f"unknown corpus {source!r}; use everyday, everyday:heldout, chitchat, chatterbot, "
+            "cornell:PATH, jsonl:PATH, transcripts:DIR, or A+B for both"
         )
     if kind in ("cornell", "jsonl", "transcripts") and not arg:
         raise DataError(f"corpus {kind!r} needs a path: {kind}:PATH")
@@ -61,6 +72,19 @@ def make_conversation(cid: str, utterances: Iterable[str]) -> Conversation:
     """Normalises whitespace and drops empty utterances."""
     turns = tuple(t for t in (_SPACES.sub(" ", u).strip() for u in utterances) if t)
     return Conversation(cid, turns)
+
+
+def _everyday(arg: str) -> list[Conversation]:
+    from chatbot.data import everyday
+
+    if arg not in ("", "heldout"):
+        raise DataError(f"corpus 'everyday:{arg}': use everyday or everyday:heldout")
+    wanted = {"heldout"} if arg else {"train", "valid", "test"}
+    return [
+        Conversation(r.id, r.turns, "test" if r.split == "heldout" else r.split)
+        for r in everyday.records()
+        if r.split in wanted
+    ]
 
 
 def _chitchat() -> list[Conversation]:
@@ -165,9 +189,9 @@ def _cornell_movie(lines_file: Path, conversations_file: Path) -> list[Conversat
 
 def _json_line(path: Path, number: int, line: str) -> Any:
     try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise CorpusFormatError(path, number, exc.colno, f"invalid JSON: {exc.msg}") from None
+        return jsonio.loads(line)
+    except jsonio.JsonError as exc:
+        raise CorpusFormatError(path, number, exc.col, exc.message) from None
 
 
 @dataclass(frozen=True)

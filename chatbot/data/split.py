@@ -36,7 +36,20 @@ def split_conversations(
 
     Test takes `test_fraction` of all conversations, valid `valid_fraction` of the rest.
     Every non-empty fraction gets at least one conversation when there are three or more.
+    A conversation whose corpus fixes its split (`Conversation.split`) keeps it;
+    only the others are shuffled and cut.
     """
+    fixed = [c for c in conversations if c.split is not None]
+    if fixed:
+        rest = split_conversations(
+            [c for c in conversations if c.split is None],
+            seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
+        )
+        return Split(
+            train=[*rest.train, *(c for c in fixed if c.split == "train")],
+            valid=[*rest.valid, *(c for c in fixed if c.split == "valid")],
+            test=[*rest.test, *(c for c in fixed if c.split == "test")],
+        )
     order = list(range(len(conversations)))
     random.Random(seed).shuffle(order)
     n = len(order)

@@ -10,12 +10,12 @@ retrieval similarity and source.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
+from chatbot import jsonio
 from chatbot.data.corpora import Conversation
 from chatbot.errors import DataError
 from chatbot.generator import Generator
@@ -122,7 +122,7 @@ def read_judged(generator: Generator, path: str | Path) -> tuple[list[GateRow], 
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = jsonio.loads(line)
             turns, reply, label = record["turns"], record["reply"], record["acceptable"]
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{file}:{number}:1: not a judged reply: {exc!r}") from None

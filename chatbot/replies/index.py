@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from chatbot import jsonio
 from chatbot.data.corpora import Conversation
 from chatbot.errors import FormatError
+from chatbot.jsonio import JsonError
 
 INDEX_FILE = "replies.json.gz"
 FORMAT = "chatbot-reply-index"
@@ -83,15 +85,18 @@ class ReplyIndex:
         conversations: Sequence[Conversation],
         *,
         keep: Callable[[str], bool] | None = None,
+        bot_side: bool = False,
     ) -> ReplyIndex:
         """Every reply of 1-`MAX_REPLY_WORDS` words and at most `MAX_REPLY_CHARS`
-        characters that `keep` accepts (default: all) becomes an entry."""
+        characters that `keep` accepts (default: all) becomes an entry; with
+        `bot_side`, only the second speaker's turns (the bot's, in a corpus where
+        the user speaks first)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         entries = [
             (c, t)
             for c, conv in enumerate(conversations)
-            for t in range(1, len(conv.turns))
+            for t in range(1, len(conv.turns), 2 if bot_side else 1)
             if _usable(conv.turns[t]) and (keep is None or keep(conv.turns[t]))
         ]
         keys = [conversations[c].turns[t - 1] for c, t in entries]
@@ -257,8 +262,8 @@ class ReplyIndex:
                 raw = handle.read(MAX_INDEX_BYTES + 1)
             if len(raw) > MAX_INDEX_BYTES:
                 raise FormatError(file, f"larger than {MAX_INDEX_BYTES} bytes unpacked")
-            data = json.loads(raw)
-        except (OSError, EOFError, ValueError) as exc:
+            data = jsonio.loads(raw, max_depth=None)
+        except (OSError, EOFError, JsonError) as exc:
             raise FormatError(file, f"not a reply index: {exc}") from None
         return cls._from_json(data, file)
 

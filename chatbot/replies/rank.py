@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -33,7 +34,9 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 
+from chatbot import jsonio
 from chatbot.errors import FormatError
+from chatbot.jsonio import JsonError
 from chatbot.model import HRED
 
 RANKER_FILE = "ranker.json"
@@ -232,16 +235,30 @@ class ReplyEmbeddings:
                             for k in keys])
 
 
+MAX_TABLE_HEADER = 1 << 20
+
+
 def _packed(key: Sequence[int]) -> bytes:
     return array.array("i", key).tobytes()
 
 
 def _mapped(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """The metadata and tensors of a safetensors file, the tensors memory-mapped
-    (copy on write) rather than read."""
+    (copy on write) rather than read. A file whose length is not exactly the
+    header's is refused before anything is mapped (a page past the end of a
+    truncated file would fault when read)."""
     with open(path, "rb") as handle:
+        length = os.fstat(handle.fileno()).st_size
         size = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(size))
+        if not 2 <= size <= min(MAX_TABLE_HEADER, length - 8):
+            raise ValueError(f"a header of {size} bytes in a file of {length}")
+        header = jsonio.loads(handle.read(size))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    described = 8 + size + max(ends, default=0)
+    if described != length:
+        raise ValueError(f"{length} bytes, but the header describes {described}")
     metadata = header.pop("__metadata__", None) or {}
     dtypes = {"F16": np.float16, "F32": np.float32, "I32": np.int32, "I64": np.int64}
     tensors = {}
@@ -388,9 +405,9 @@ class RankerWeights:
     @classmethod
     def from_json(cls, text: str, path: str = RANKER_FILE) -> RankerWeights:
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise FormatError(path, f"invalid JSON: {exc}") from None
+            data = jsonio.loads(text)
+        except JsonError as exc:
+            raise FormatError(path, exc.message) from None
         if not isinstance(data, dict) or data.pop("version", None) != 1:
             raise FormatError(path, "not a version 1 ranker file")
         names = {f.name for f in fields(cls)}

@@ -7,13 +7,18 @@
     GET    /healthz  /metrics  /openapi.json  /  (the chat page)
 
 Every error is JSON, `{"error": {"status", "message"}}`, with a 4xx status for
-bad input and never a traceback. With a token, every route but `/healthz` and
-the page (static, holding no data) needs `Authorization: Bearer TOKEN`.
-docs/http.md documents the API.
+bad input, 503 when the session store fails, and never a traceback. With a
+token, every route but `/healthz` and the page (static, holding no data) needs
+`Authorization: Bearer TOKEN`. Requests must name an allowed Host (DNS
+rebinding), bodies must be `application/json` (a page on another origin cannot
+send that without asking first), and a state-changing request from a browser
+must come from the page itself or an allowed `cors` origin. docs/http.md
+documents the API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hmac
@@ -27,7 +32,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -45,9 +50,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chatbot import jsonio
 from chatbot.bot import Chatbot
 from chatbot.dialogue import Reply
 from chatbot.errors import SessionDeletedError, SessionError, TurnMismatchError
+from chatbot.jsonio import JsonError
 from chatbot.paths import cache_dir
 from chatbot.render import one_line
 from chatbot.serve.batching import MicroBatcher, UnknownSessionError
@@ -55,11 +62,14 @@ from chatbot.serve.openapi import openapi
 from chatbot.session import SESSION_VERSION
 
 log = logging.getLogger("chatbot.serve")
+T = TypeVar("T")
 
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 """A session id: 1 to 128 characters, letters, digits and `_.:@-`, not starting
 with punctuation."""
 MAX_BODY = 16 * 1024
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+HEALTH_PROBE_S = 2.0
 TOKEN_ENV = "CHATBOT_TOKEN"
 OPTIONS_ENV = "CHATBOT_SERVE_OPTIONS"
 
@@ -76,6 +86,8 @@ class ServeOptions:
         max_batch: the largest batch.
         max_body: the largest request body in bytes (larger: 413).
         cors: origins allowed to call the API from a browser (none by default).
+        allowed_hosts: the names a request's Host header may give (its port
+            aside); `*` allows any. Default: this machine's loopback names.
         warm: encode every reply of the model's index for the ranking head at
             start-up, in the background (`/healthz` says `"warm": true` when done):
             faster selected replies for about 100 MB of memory.
@@ -89,6 +101,7 @@ class ServeOptions:
     max_body: int = MAX_BODY
     cors: tuple[str, ...] = field(default=())
     warm: bool = True
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
 
 class ApiError(Exception):
@@ -145,6 +158,67 @@ class MetricsMiddleware:
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
 
 
+class BrowserGuard:
+    """Refuses what a browser could be tricked into sending.
+
+    A Host header not among `allowed_hosts` gets 400 (a DNS-rebinding page
+    names its own host), and a POST or DELETE whose Origin is neither the
+    server's own nor in `cors` gets 403.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...],
+                 cors: tuple[str, ...]) -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.allowed_hosts = {h.lower().strip("[]") for h in allowed_hosts}
+        self.cors = set(cors)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        if not self.any_host and _host_name(host) not in self.allowed_hosts:
+            message = (f"host {host!r} is not allowed; serve with --allowed-host "
+                       f"{_host_name(host) or 'NAME'} to allow it")
+            await _error(400, message)(scope, receive, send)
+            return
+        origin = headers.get("origin")
+        if (scope["method"] in ("POST", "DELETE", "PUT", "PATCH") and origin is not None
+                and origin not in self.cors and _origin_host(origin) != host.lower()):
+            message = f"origin {origin!r} may not change sessions here (see --cors)"
+            await _error(403, message)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header without its port ('[::1]:8000' -> '::1')."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _origin_host(origin: str) -> str:
+    """'http://127.0.0.1:8000' -> '127.0.0.1:8000'."""
+    return origin.lower().partition("://")[2].rstrip("/")
+
+
+async def _stored(call: Awaitable[T], session_id: str) -> T:
+    """The result of a store call, its failure answered 404 or 503 (logged)."""
+    try:
+        return await call
+    except (UnknownSessionError, SessionDeletedError) as exc:
+        raise ApiError(404, str(exc)) from None
+    except ApiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one session's bad row must not give a 500
+        log.exception("the session store failed for session %r", session_id)
+        raise ApiError(503, f"the session store failed: {exc}") from None
+
+
 def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
     """The ASGI app serving `bot` (its store holds the sessions)."""
     options = options or ServeOptions()
@@ -184,7 +258,17 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
             warmed.set()
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "bot": bot.name, "warm": warmed.is_set()})
+        problems = [] if batcher.alive else ["the batcher has stopped"]
+        try:
+            await asyncio.wait_for(asyncio.to_thread(bot.store.load_since, "healthz-probe", 0),
+                                   HEALTH_PROBE_S)
+        except Exception as exc:  # noqa: BLE001 - any failure of the store is a failed check
+            problems.append(f"the session store does not answer: {exc!r}")
+        data: dict[str, Any] = {"status": "unavailable" if problems else "ok", "bot": bot.name,
+                "warm": warmed.is_set()}
+        if problems:
+            data["problems"] = problems
+        return JSONResponse(data, status_code=503 if problems else 200)
 
     async def metrics_route(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -199,7 +283,7 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
         if wanted is not None and not isinstance(wanted, str):
             raise ApiError(422, "'id' must be a string")
         session_id = _session_id(wanted) if wanted is not None else uuid.uuid4().hex
-        created = await batcher.call(_create, bot, session_id)
+        created = await _stored(batcher.call(_create, bot, session_id), session_id)
         return JSONResponse({"id": session_id, "created": created},
                             status_code=201 if created else 200)
 
@@ -220,10 +304,13 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
             raise ApiError(404, str(exc)) from None
         except TurnMismatchError as exc:
             if exc.actual > exc.expected:  # answered already: a retry gets that answer
-                stored = await batcher.call(bot.store.load, session_id)
-                answered = _answer_of(stored, exc.expected)
-                if answered is not None:
+                stored = await _stored(batcher.call(bot.store.load, session_id), session_id)
+                said, answered = _answer_of(stored, exc.expected)
+                if answered is not None and said == text:
                     return JSONResponse(answered)
+                if answered is not None:
+                    raise ApiError(409, f"{exc}; turn {exc.expected} was {said!r}, not this "
+                                        "text, which was not sent: reload the session") from None
             raise ApiError(409, str(exc)) from None
         except SessionError as exc:
             raise ApiError(503, f"the turn was not stored: {exc}") from None
@@ -232,17 +319,14 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
 
     async def get_session(request: Request) -> Response:
         session_id = _session_id(request.path_params["session_id"])
-        stored = await batcher.call(bot.store.load, session_id)
+        stored = await _stored(batcher.call(bot.store.load, session_id), session_id)
         if stored is None:
             raise ApiError(404, f"no session {session_id!r}")
         return JSONResponse({**stored, "bot": bot.identity})
 
     async def reset(request: Request) -> Response:
         session_id = _session_id(request.path_params["session_id"])
-        try:
-            await batcher.call(lambda: batcher.session(session_id).reset())
-        except UnknownSessionError as exc:
-            raise ApiError(404, str(exc)) from None
+        await _stored(batcher.call(lambda: batcher.session(session_id).reset()), session_id)
         return JSONResponse({"id": session_id, "reset": True})
 
     routes = [
@@ -268,7 +352,9 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
         finally:
             await batcher.stop()
 
-    middleware = [Middleware(MetricsMiddleware, metrics=metrics, routes=routes)]
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics, routes=routes),
+                  Middleware(BrowserGuard, allowed_hosts=options.allowed_hosts,
+                             cors=options.cors)]
     if options.cors:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(options.cors),
                                      allow_methods=["GET", "POST", "DELETE"],
@@ -290,7 +376,8 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
 def create_app_from_env() -> Starlette:
     """The app a worker process serves: `ServeOptions` from `$CHATBOT_SERVE_OPTIONS`."""
     raw = json.loads(os.environ.get(OPTIONS_ENV, "{}"))
-    options = ServeOptions(**{**raw, "cors": tuple(raw.get("cors", ()))})
+    options = ServeOptions(**{**raw, "cors": tuple(raw.get("cors", ())),
+                              "allowed_hosts": tuple(raw.get("allowed_hosts", LOOPBACK_HOSTS))})
     if options.token is None and os.environ.get(TOKEN_ENV):
         options = dataclasses.replace(options, token=os.environ[TOKEN_ENV])
     bot = Chatbot.load(options.bot, store=options.store)
@@ -304,19 +391,22 @@ def _create(bot: Chatbot, session_id: str) -> bool:
     return True
 
 
-def _answer_of(stored: dict[str, Any] | None, turn: int) -> dict[str, Any] | None:
-    """The stored reply to user turn number `turn` (0-based), as a replayed reply."""
+def _answer_of(stored: dict[str, Any] | None, turn: int
+               ) -> tuple[str | None, dict[str, Any] | None]:
+    """What the user said at user turn number `turn` (0-based), and the stored
+    reply to it as a replayed reply (None, None when there is none)."""
     if stored is None:
-        return None
-    seen = -1
+        return None, None
+    seen, said = -1, None
     for event in stored["events"]:
         if event["type"] == "user":
             seen += 1
+            said = event["text"] if seen == turn else said
         elif event["type"] == "bot" and seen == turn:
-            return {"text": one_line(event["text"]), "source": event["source"],
-                    "intent": event["intent"], "confidence": None, "session": stored["id"],
-                    "turn": turn, "replayed": True}
-    return None
+            return said, {"text": one_line(event["text"]), "source": event["source"],
+                          "intent": event["intent"], "confidence": None,
+                          "session": stored["id"], "turn": turn, "replayed": True}
+    return said, None
 
 
 def _reply_dict(reply: Reply, session_id: str, trace: bool) -> dict[str, Any]:
@@ -341,6 +431,9 @@ def _session_id(raw: str) -> str:
 
 async def _json_body(request: Request, limit: int, *, allow_empty: bool = False
                      ) -> dict[str, Any]:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json" and not (allow_empty and _no_body(request)):
+        raise ApiError(415, "send the body as JSON, with Content-Type: application/json")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"the body is over {limit} bytes")
@@ -354,12 +447,18 @@ async def _json_body(request: Request, limit: int, *, allow_empty: bool = False
     if not raw.strip() and allow_empty:
         return {}
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"the body is not JSON: {exc}") from None
+        body = jsonio.loads(raw)
+    except JsonError as exc:
+        raise ApiError(400, f"the body: {exc.message} (line {exc.line}, column {exc.col})"
+                       ) from None
     if not isinstance(body, dict):
         raise ApiError(422, "the body must be a JSON object")
     return body
+
+
+def _no_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") == "0" and (
+        "transfer-encoding" not in request.headers)
 
 
 def _only(body: dict[str, Any], allowed: set[str]) -> None:

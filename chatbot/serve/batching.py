@@ -7,6 +7,10 @@ answers while a batch decodes). A batch starts when the first turn has waited
 decodes form the next one. One session's turns keep their order: the worker
 answers batches in arrival order, and `send_batch` answers a session's repeats
 in later rounds.
+
+A failure is the failing turn's alone: a session the store cannot read, or
+any unexpected error, is logged once with the session id and answered as
+that turn's `StoreUnavailableError`; the worker keeps going.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,9 +27,10 @@ from typing import Any, TypeVar
 
 from chatbot.bot import Chatbot
 from chatbot.dialogue import Reply
-from chatbot.errors import BatchError, SessionDeletedError, SessionError
+from chatbot.errors import BatchError, SessionDeletedError, SessionError, StoreUnavailableError
 from chatbot.session import Session
 
+log = logging.getLogger("chatbot.serve")
 T = TypeVar("T")
 MAX_SESSIONS = 4096
 """Session objects kept between turns (least recently used go; they reload from the store)."""
@@ -65,6 +71,11 @@ class MicroBatcher:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "chatbot-batch")
         self._sessions: collections.OrderedDict[str, Session] = collections.OrderedDict()
         self._sessions_lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the batching task is running (it only ends at `stop`)."""
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
@@ -135,35 +146,70 @@ class MicroBatcher:
             if not self._queue:
                 self._wake.clear()
             if batch:
-                await loop.run_in_executor(self._executor, self._answer, batch)
+                try:
+                    await loop.run_in_executor(self._executor, self._answer, batch)
+                except Exception as exc:  # noqa: BLE001 - the batcher outlives any batch
+                    log.exception("a batch of %d turns failed", len(batch))
+                    for item in batch:
+                        _settle(item.future, StoreUnavailableError(f"the turn failed: {exc!r}"))
 
     def _answer(self, batch: list[_Turn]) -> None:
         """On the worker thread: one `send_batch` for the turns whose sessions exist;
         every turn's future gets its reply or its error."""
         results: dict[int, Reply | BaseException] = {}
+        try:
+            self._answer_into(batch, results)
+        finally:
+            for index, item in enumerate(batch):
+                result = results.get(index) or StoreUnavailableError("the turn was not answered")
+                item.loop.call_soon_threadsafe(_settle, item.future, result)
+
+    def _answer_into(self, batch: list[_Turn], results: dict[int, Reply | BaseException]) -> None:
         ready: list[tuple[int, Session]] = []
         for index, item in enumerate(batch):
             try:
                 ready.append((index, self.session(item.session_id)))
             except SessionError as exc:
                 results[index] = exc
+            except Exception as exc:  # noqa: BLE001 - one unreadable row harms its session only
+                log.exception("session %r could not be loaded", item.session_id)
+                results[index] = StoreUnavailableError(
+                    f"session {item.session_id!r} could not be read from the store: {exc!r}")
         if ready:
             if self.on_batch is not None:
                 self.on_batch(len(ready))
-            pairs = [(session, batch[i].text) for i, session in ready]
-            answered: list[Reply | BaseException]
-            try:
-                answered = list(self.bot.send_batch(pairs, turns=[batch[i].turn for i, _ in ready]))
-            except BatchError as exc:
-                answered = [exc.errors.get(k, r) or exc for k, r in enumerate(exc.replies)]
-            except Exception as exc:  # noqa: BLE001 - a batch of one's error, or the model's
-                answered = [exc] * len(ready)
+            answered = self._send([(s, batch[i].text, batch[i].turn) for i, s in ready])
             for (index, _), result in zip(ready, answered, strict=True):
                 results[index] = result
                 if isinstance(result, SessionDeletedError):
                     self.forget(batch[index].session_id)
-        for index, item in enumerate(batch):
-            item.loop.call_soon_threadsafe(_settle, item.future, results[index])
+
+
+    def _send(self, items: list[tuple[Session, str, int | None]]) -> list[Reply | BaseException]:
+        """Each item's reply or error. A batch that fails unexpectedly is answered
+        again one turn at a time, so only the turn that fails gets the error; each
+        is pinned to the turn it was sent at, so a turn the failed batch stored
+        is not answered twice (it gets `TurnMismatchError`, and its stored answer)."""
+        if len(items) > 1:
+            later: collections.Counter[str] = collections.Counter()
+            pinned: list[tuple[Session, str, int | None]] = []
+            for session, text, turn in items:
+                pinned.append((session, text, session.turn + later[session.id] if turn is None
+                               else turn))
+                later[session.id] += 1
+            items = pinned
+        try:
+            return list(self.bot.send_batch([(s, t) for s, t, _ in items],
+                                            turns=[n for _, _, n in items]))
+        except BatchError as exc:
+            return [exc.errors.get(k, r) or exc for k, r in enumerate(exc.replies)]
+        except SessionError as exc:  # a batch of one's error
+            return [exc] * len(items)
+        except Exception as exc:  # noqa: BLE001 - the model's or the store's
+            if len(items) > 1:
+                return [result for item in items for result in self._send([item])]
+            log.exception("the turn of session %r failed", items[0][0].id)
+            return [StoreUnavailableError(f"the turn failed: {exc!r}")]
 
 
 def _settle(future: asyncio.Future[Reply | BaseException],

@@ -24,7 +24,8 @@ SESSION_ID = {"name": "session_id", "in": "path", "required": True,
 def openapi(bot_name: str) -> dict[str, Any]:
     """The description of the API serving the bot `bot_name`."""
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
-    errors = {code: _error() for code in ("400", "401", "404", "413", "422")}
+    codes = ("400", "401", "403", "404", "413", "415", "422", "503")
+    errors = {code: _error() for code in codes}
     return {
         "openapi": "3.1.0",
         "info": {"title": f"chatbot: {bot_name}", "version": API_VERSION,
@@ -92,9 +93,10 @@ def openapi(bot_name: str) -> dict[str, Any]:
                          "requestBody": {"required": True, "content": {"application/json": {
                              "schema": {"$ref": "#/components/schemas/Message"}}}},
                          "responses": {"200": _json("Reply", "the reply"),
-                                       "409": _error(), "503": _error(), **errors}}},
+                                       "409": _error(), **errors}}},
             "/healthz": {"get": {"summary": "Liveness (no token needed)", "responses": {
-                "200": {"description": "ok"}}}},
+                "200": {"description": "ok"},
+                "503": {"description": "the batcher has stopped or the store does not answer"}}}},
             "/metrics": {"get": {"summary": "Prometheus text format", "security": secured,
                                  "responses": {"200": {"description": "metrics"}}}},
             "/openapi.json": {"get": {"summary": "This description", "security": secured,

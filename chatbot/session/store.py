@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatbot import jsonio
 from chatbot.errors import SessionConflictError, SessionError
+from chatbot.jsonio import JsonError
 
 try:
     import fcntl
@@ -275,8 +277,8 @@ class SQLiteStore(SessionStore):
         if [seq for seq, _ in rows] != list(range(start, max(start, count))):
             raise SessionError(f"{self.path}: session {session_id!r} has missing events")
         try:
-            events = [json.loads(text) for _, text in rows]
-        except json.JSONDecodeError as exc:
+            events = [jsonio.loads(text) for _, text in rows]
+        except JsonError as exc:
             raise SessionError(f"{self.path}: session {session_id!r}: bad event: {exc}") from None
         return version, StoredTail(count, events, state)
 

@@ -264,8 +264,13 @@ def test_empty_corpus(tmp_path: Path) -> None:
     [
         (
             "reddit",
-            "unknown corpus 'reddit'; use chitchat, chatterbot, cornell:PATH, jsonl:PATH "
-            "or transcripts:DIR",
+            "unknown corpus 'reddit'; use everyday, everyday:heldout, chitchat, chatterbot, "
+            "cornell:PATH, jsonl:PATH, transcripts:DIR, or A+B for both",
+        ),
+        (
+            "everyday+reddit",
+            "unknown corpus 'everyday+reddit'; use everyday, everyday:heldout, chitchat, "
+            "chatterbot, cornell:PATH, jsonl:PATH, transcripts:DIR, or A+B for both",
         ),
         ("jsonl", "corpus 'jsonl' needs a path: jsonl:PATH"),
         ("jsonl:{tmp}/missing.jsonl", "{tmp}/missing.jsonl: no such file"),

@@ -215,7 +215,7 @@ def test_a_file_that_is_not_gzip_is_a_format_error(index: ReplyIndex, tmp_path: 
 
 def test_gzip_of_non_json_is_a_format_error(index: ReplyIndex, tmp_path: Path) -> None:
     message = load_error(tmp_path / "replies.json.gz", gzip.compress(b"{oops"))
-    assert message.startswith("not a reply index: Expecting property name")
+    assert message.startswith("not a reply index: invalid JSON: Expecting property name")
 
 
 def test_a_wrong_format_name_is_a_format_error(index: ReplyIndex, tmp_path: Path) -> None:

@@ -37,9 +37,17 @@ def bot(tmp_path: Path) -> Chatbot:
     return fake_bot(SQLiteStore(tmp_path / "s.sqlite3"))
 
 
+JSON = {"Content-Type": "application/json"}
+
+
+def local(app: Any) -> TestClient:
+    """A client whose requests name this machine's host, as a local browser's do."""
+    return TestClient(app, base_url="http://localhost")
+
+
 @pytest.fixture
 def client(bot: Chatbot) -> Iterator[TestClient]:
-    with TestClient(create_app(bot)) as test_client:
+    with local(create_app(bot)) as test_client:
         yield test_client
 
 
@@ -96,8 +104,12 @@ def test_reset_starts_over_and_keeps_the_id(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "message"),
     [
-        ("post", "/v1/sessions/s/messages", b"{bad", 400, "the body is not JSON: Expecting "
-         "property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        ("post", "/v1/sessions/s/messages", b"{bad", 400, "the body: invalid JSON: Expecting "
+         "property name enclosed in double quotes (line 1, column 2)"),
+        ("post", "/v1/sessions/s/messages", b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+         400, "the body: nested more than 64 levels deep (line 1, column 1)"),
+        ("post", "/v1/sessions/s/messages", b'{"text": "hi", "turn": ' + b"7" * 4301 + b"}",
+         400, "the body: a number of 4301 digits (at most 64) (line 1, column 1)"),
         ("post", "/v1/sessions/s/messages", b"\xff\xfe", 400, None),
         ("post", "/v1/sessions/s/messages", b"[1, 2]", 422, "the body must be a JSON object"),
         ("post", "/v1/sessions/s/messages", b'{"text": 5}', 422, "'text' must be a string"),
@@ -126,7 +138,8 @@ def test_bad_requests_get_a_json_4xx(client: TestClient, method: str, path: str,
                                      body: bytes | None, status: int, message: str | None
                                      ) -> None:
     client.post("/v1/sessions", json={"id": "s"})
-    response = client.request(method.upper(), path, content=body)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    response = client.request(method.upper(), path, content=body, headers=headers)
     code, said = error_of(response)
     assert code == status
     if message is not None:
@@ -135,10 +148,10 @@ def test_bad_requests_get_a_json_4xx(client: TestClient, method: str, path: str,
 
 
 def test_a_body_over_the_limit_gets_413_and_long_text_is_cut(bot: Chatbot) -> None:
-    with TestClient(create_app(bot, ServeOptions(max_body=2048))) as client:
+    with local(create_app(bot, ServeOptions(max_body=2048))) as client:
         client.post("/v1/sessions", json={"id": "s"})
         big = json.dumps({"text": "a" * 3000}).encode()
-        assert error_of(client.post("/v1/sessions/s/messages", content=big)) == (
+        assert error_of(client.post("/v1/sessions/s/messages", content=big, headers=JSON)) == (
             413, "the body is over 2048 bytes")
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
@@ -147,7 +160,7 @@ def test_a_body_over_the_limit_gets_413_and_long_text_is_cut(bot: Chatbot) -> No
                 yield b"b" * 100
             yield b'"}'
 
-        assert error_of(client.post("/v1/sessions/s/messages", content=chunks()))[0] == 413
+        assert error_of(client.post("/v1/sessions/s/messages", content=chunks(), headers=JSON))[0] == 413
         reply = client.post("/v1/sessions/s/messages", json={"text": "abcd" * 480})
         assert reply.status_code == 200
     stored = bot.store.load("s")
@@ -156,7 +169,7 @@ def test_a_body_over_the_limit_gets_413_and_long_text_is_cut(bot: Chatbot) -> No
 
 
 def test_a_token_guards_every_route_but_the_health_check_and_the_page(bot: Chatbot) -> None:
-    with TestClient(create_app(bot, ServeOptions(token="s3cret"))) as client:
+    with local(create_app(bot, ServeOptions(token="s3cret"))) as client:
         for method, path in [("POST", "/v1/sessions"), ("GET", "/v1/sessions/x"),
                              ("DELETE", "/v1/sessions/x"), ("POST", "/v1/sessions/x/messages"),
                              ("GET", "/metrics"), ("GET", "/openapi.json")]:
@@ -175,12 +188,12 @@ def test_a_token_guards_every_route_but_the_health_check_and_the_page(bot: Chatb
 
 def test_no_cors_unless_asked(bot: Chatbot) -> None:
     preflight = {"Origin": "https://example.org", "Access-Control-Request-Method": "POST"}
-    with TestClient(create_app(bot)) as client:
+    with local(create_app(bot)) as client:
         response = client.options("/v1/sessions", headers=preflight)
         assert "access-control-allow-origin" not in response.headers
         assert "access-control-allow-origin" not in client.get(
             "/healthz", headers={"Origin": "https://example.org"}).headers
-    with TestClient(create_app(bot, ServeOptions(cors=("https://example.org",)))) as client:
+    with local(create_app(bot, ServeOptions(cors=("https://example.org",)))) as client:
         response = client.options("/v1/sessions", headers=preflight)
         assert response.headers["access-control-allow-origin"] == "https://example.org"
 
@@ -268,7 +281,7 @@ def test_concurrent_turns_share_one_decode_and_keep_each_sessions_order() -> Non
 def test_two_workers_over_one_store_answer_one_session_in_turn(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     apps = [create_app(fake_bot(SQLiteStore(path))) for _ in range(2)]
-    with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
+    with local(apps[0]) as a, local(apps[1]) as b:
         a.post("/v1/sessions", json={"id": "s"})
         texts = ["hi", "my name is Ada", "do you like pizza?", "what's my name", "tell me more"]
         for k, text in enumerate(texts):
@@ -293,7 +306,7 @@ def test_health_answers_while_a_batch_decodes(bot: Chatbot) -> None:
 
     generator.respond = slow  # type: ignore[method-assign]
     slow_bot = fake_bot(bot.store, generator)
-    with TestClient(create_app(slow_bot)) as client:
+    with local(create_app(slow_bot)) as client:
         client.post("/v1/sessions", json={"id": "s"})
         result: list[Any] = []
         sender = threading.Thread(target=lambda: result.append(
@@ -325,7 +338,8 @@ def test_chatbot_serve_passes_its_options_to_each_worker(
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # the command sets it if unset
     store = tmp_path / "s.sqlite3"
     assert main(["serve", "--port", "9001", "--workers", "2", "--store", str(store),
-                 "--cors", "https://a.example", "--batch-window-ms", "2"]) == 0
+                 "--cors", "https://a.example", "--batch-window-ms", "2",
+                 "--allowed-host", "bot.example"]) == 0
     [(app, kwargs)] = calls
     assert app == "chatbot.serve.app:create_app_from_env"
     assert kwargs == {"factory": True, "host": "127.0.0.1", "port": 9001, "workers": 2,
@@ -334,7 +348,8 @@ def test_chatbot_serve_passes_its_options_to_each_worker(
 
     assert json.loads(os.environ[OPTIONS_ENV]) == {
         "bot": None, "store": str(store), "token": "from-env", "window_ms": 2.0,
-        "max_batch": 64, "max_body": 16384, "cors": ["https://a.example"], "warm": True}
+        "max_batch": 64, "max_body": 16384, "cors": ["https://a.example"], "warm": True,
+        "allowed_hosts": ["localhost", "127.0.0.1", "::1", "bot.example"]}
     assert main(["serve", str(tmp_path / "nope")]) == 2
     assert main(["serve", "--workers", "0"]) == 2
     err = capsys.readouterr().err
