@@ -231,7 +231,8 @@ class Generator:
     def _tokens_of(self, text: str) -> tuple[int, ...]:
         return tuple(self.tokenizer.encode(text)[:MAX_SCORED_TOKENS])
 
-    def warm_reply_embeddings(self, cache: str | Path | None = None) -> int:
+    def warm_reply_embeddings(self, cache: str | Path | None = None, *,
+                              stop: threading.Event | None = None) -> int:
         """Encodes every reply of the index for the ranking head ahead of time (about
         100 MB and 15-20 s of CPU for the default model, in chunks, so replies go on
         meanwhile); a selected reply then encodes only the model's own candidates.
@@ -242,6 +243,8 @@ class Generator:
                 computed from this model's weights, tokenizer and index is there
                 (a fraction of a second), else computed and written there.
                 None: computed, not kept. An unreadable file is computed again.
+            stop: set it to stop the computation between chunks; then nothing
+                is written, and 0 is returned.
         """
         if self.index is None or self.model.ranker is None:
             return 0
@@ -254,8 +257,9 @@ class Generator:
                 log.warning("computing the reply embeddings again: %s", error)
         replies = [[*self._reply_tokens(self.index.reply(e)), self.tokenizer.eos_id]
                    for e in range(len(self.index))]
-        self._reply_embeddings.fill(self.model, replies, pad_id=self.tokenizer.pad_id,
-                                    lock=self._lock)
+        if not self._reply_embeddings.fill(self.model, replies, pad_id=self.tokenizer.pad_id,
+                                           lock=self._lock, stop=stop):
+            return 0
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             fsutil.write_bytes(path, self._reply_embeddings.to_bytes(self._vectors_meta()))

@@ -11,6 +11,7 @@ terminal, or with `json=True`, each input line gets one reply line; without a
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import shlex
@@ -67,18 +68,28 @@ def _open(options: ChatOptions) -> Chat:
     chat = open_chat(load_bot(options.bot), options)
     generator = chat.generations.inner if chat.generations is not None else None
     if generator is not None:
-        threading.Thread(target=_warm, args=(generator,), name="reply-vectors",
-                         daemon=True).start()
+        stop = threading.Event()
+        thread = threading.Thread(target=_warm, args=(generator, stop), name="reply-vectors",
+                                  daemon=True)
+        thread.start()
+        atexit.register(_stop_warming, thread, stop)
     return chat
 
 
-def _warm(generator: Generator) -> None:
+def _stop_warming(thread: threading.Thread, stop: threading.Event) -> None:
+    """At exit: the table stops between chunks and is not written (the next run
+    computes it again), so no torch computation is torn down mid-way."""
+    stop.set()
+    thread.join(timeout=30)
+
+
+def _warm(generator: Generator, stop: threading.Event) -> None:
     """Fills the ranking head's table of index replies (from the cache folder after
     the first run: see `Generator.warm_reply_embeddings`); replies go on meanwhile."""
     from chatbot.paths import cache_dir
 
     try:
-        count = generator.warm_reply_embeddings(cache_dir())
+        count = generator.warm_reply_embeddings(cache_dir(), stop=stop)
         logging.getLogger("chatbot.repl").info("reply table: %d index replies", count)
     except Exception:  # noqa: BLE001 - without the table, replies encode as needed
         logging.getLogger("chatbot.repl").exception("filling the reply table failed")

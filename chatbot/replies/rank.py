@@ -129,14 +129,20 @@ class ReplyEmbeddings:
         return len(self._rows) + len(self._table)
 
     def fill(self, model: HRED, replies: Sequence[Sequence[int]], *, pad_id: int,
-             chunk: int = 512, lock: AbstractContextManager[Any] | None = None) -> None:
+             chunk: int = 512, lock: AbstractContextManager[Any] | None = None,
+             stop: threading.Event | None = None) -> bool:
         """Encodes `replies` (token ids + `<eos>`) into the table, `chunk` at a time,
-        each chunk under `lock` (the generator's), so replies go on meanwhile."""
+        each chunk under `lock` (the generator's), so replies go on meanwhile.
+        Returns False, leaving the table as it was, if `stop` is set between
+        chunks (a program that exits stops it at once, rather than tearing down
+        torch's threads mid-computation)."""
         assert model.ranker is not None
         keys = list(dict.fromkeys(tuple(r) for r in replies if r))
         device = next(model.parameters()).device
         blocks = []
         for start in range(0, len(keys), chunk):
+            if stop is not None and stop.is_set():
+                return False
             part = keys[start : start + chunk]
             tokens = torch.full((len(part), max(map(len, part))), pad_id, dtype=torch.long)
             for i, key in enumerate(part):
@@ -150,6 +156,7 @@ class ReplyEmbeddings:
             # a score moves by about 1e-3 of the head's scale.
             self._matrix = torch.cat(blocks).to(TABLE_DTYPE) if blocks else None
             self._table = {_packed(key): i for i, key in enumerate(keys)} if blocks else {}
+        return True
 
     @property
     def filled(self) -> int:

@@ -244,13 +244,13 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
-    warmed = threading.Event()
+    warmed, stop_warming = threading.Event(), threading.Event()
 
     def warm() -> None:
         try:
             warm_up = getattr(bot.generator, "warm_reply_embeddings", None)
             if warm_up is not None:
-                count = warm_up(cache_dir())
+                count = warm_up(cache_dir(), stop=stop_warming)
                 log.info("encoded %d index replies for the ranking head", count)
         except Exception:  # noqa: BLE001 - a server without the table still answers
             log.exception("warming the reply embeddings failed; replies encode them as needed")
@@ -343,13 +343,17 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await batcher.start()
+        warming = threading.Thread(target=warm, name="reply-embeddings", daemon=True)
         if options.warm:
-            threading.Thread(target=warm, name="reply-embeddings", daemon=True).start()
+            warming.start()
         else:
             warmed.set()
         try:
             yield
         finally:
+            stop_warming.set()  # a shutdown mid-table stops between chunks, writing nothing
+            if warming.is_alive():
+                await asyncio.to_thread(warming.join, 30)
             await batcher.stop()
 
     middleware = [Middleware(MetricsMiddleware, metrics=metrics, routes=routes),

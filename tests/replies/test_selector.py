@@ -264,3 +264,33 @@ def test_a_reply_table_of_other_weights_is_refused(gen: Generator, tmp_path: Pat
         ReplyEmbeddings().load_table(saved, other)
     assert info.value.path == str(saved) and "computed for" in info.value.message
     gen.clear_caches()
+
+
+def test_a_stopped_table_computation_writes_nothing_and_returns_zero(
+        tiny_rank_model_dir: Path, tmp_path: Path) -> None:
+    import threading
+
+    stop = threading.Event()
+    generator = Generator.from_loaded(load_model(tiny_rank_model_dir))
+    stop.set()
+    assert generator.warm_reply_embeddings(tmp_path, stop=stop) == 0
+    assert list(tmp_path.iterdir()) == []
+    assert generator._reply_embeddings.filled == 0
+    assert generator.warm_reply_embeddings(tmp_path) > 0  # unstopped, it fills and writes
+    assert len(list(tmp_path.glob("reply-vectors-*.safetensors"))) == 1
+
+
+def test_a_truncated_reply_table_is_refused_before_it_is_mapped(gen: Generator,
+                                                                  tmp_path: Path) -> None:
+    from chatbot.errors import FormatError
+
+    gen.warm_reply_embeddings(tmp_path)
+    [saved] = tmp_path.glob("reply-vectors-*.safetensors")
+    data = saved.read_bytes()
+    for cut in (len(data) - 1, len(data) // 2, 9, 4):
+        saved.write_bytes(data[:cut])
+        with pytest.raises(FormatError, match="not a reply-vector table"):
+            ReplyEmbeddings().load_table(saved, gen._vectors_meta())
+    saved.write_bytes(data + b"\0")
+    with pytest.raises(FormatError, match="bytes, but the header describes"):
+        ReplyEmbeddings().load_table(saved, gen._vectors_meta())
