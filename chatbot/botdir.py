@@ -215,7 +215,22 @@ def _read_filter(
 
 
 def _check_model(model: Path, settings: _BotFile, problems: list[LocatedError]) -> None:
+    """The model directory is there and loads: manifest hashes, config, tokenizer,
+    weights' shapes and values (`load_model`), and its reply index and ranker. The
+    packaged model is only verified against its manifest (it loads in every test)."""
+    from chatbot.checkpoint import load_model, verify
+    from chatbot.errors import CheckpointError
+
     if (model / MANIFEST).is_file():
+        try:
+            if model.resolve() == packaged_model_dir().resolve():
+                verify(model)
+            else:
+                _check_model_extras(load_model(model).path)
+        except CheckpointError as exc:
+            problems.append(LocatedError(exc.path, 0, 0, f"the model does not load: {exc.message}"))
+        except ConfigError as exc:
+            problems.append(LocatedError(model, 0, 0, f"the model does not load: {exc}"))
         return
     message = f"model directory {str(model)!r} not found (no {MANIFEST})"
     node = settings.model_node
@@ -224,6 +239,18 @@ def _check_model(model: Path, settings: _BotFile, problems: list[LocatedError]) 
     else:
         mark = node.start_mark
         problems.append(LocatedError(settings.path, mark.line + 1, mark.column + 1, message))
+
+
+def _check_model_extras(folder: Path) -> None:
+    """Reads the model's reply index and ranker weights, where it has them."""
+    from chatbot.replies.index import INDEX_FILE, ReplyIndex
+    from chatbot.replies.rank import RANKER_FILE, RankerWeights
+
+    if (folder / INDEX_FILE).is_file():
+        ReplyIndex.load(folder / INDEX_FILE)
+    if (folder / RANKER_FILE).is_file():
+        RankerWeights.from_json((folder / RANKER_FILE).read_text(encoding="utf-8"),
+                                str(folder / RANKER_FILE))
 
 
 TEMPLATES = ("starter", "form")

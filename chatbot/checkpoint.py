@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import re
 import shutil
@@ -211,12 +212,65 @@ def load_model(path: str | Path) -> LoadedModel:
             folder / "tokenizer.json",
             f"vocabulary of {tokenizer.vocab_size} does not match the model's {vocab_size}",
         )
+    _check_shapes(config, vocab_size, pad_id, folder / "model.safetensors")
     model = HRED(config.model, vocab_size=vocab_size, pad_id=pad_id)
     tensors = read_safetensors(folder / "model.safetensors")
     load_weights(model, tensors, folder / "model.safetensors")
     model.eval()
     info["manifest"] = manifest
     return LoadedModel(model, tokenizer, config, info, folder)
+
+
+def _check_shapes(config: Config, vocab_size: int, pad_id: int, weights: Path) -> None:
+    """Compares the shapes `config` implies with the weights file's header before
+    anything is allocated: a config edited to an absurd size is refused, not
+    given 100 GB of memory. The model is built on the meta device (no storage)."""
+    try:
+        with torch.device("meta"):
+            skeleton = HRED(config.model, vocab_size=vocab_size, pad_id=pad_id)
+    except (ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        raise ShapeError(weights.with_name("config.json"), f"invalid model shapes: {exc}") from None
+    expected = {name: list(p.shape) for name, p in skeleton.named_parameters()}
+    found = _header_shapes(weights)
+    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected)
+    if missing or unexpected:
+        raise ShapeError(
+            weights, f"missing weights {missing[:5]}, unexpected weights {unexpected[:5]}"
+        )
+    if found != expected:
+        wrong = sorted(n for n in expected.keys() | found.keys() if expected.get(n) != found.get(n))
+        name = wrong[0]
+        raise ShapeError(weights, f"config.json implies {name} of shape {expected.get(name)}, "
+                                  f"the weights hold {found.get(name)}")
+
+
+def _header_shapes(path: Path) -> dict[str, list[int]]:
+    """Each tensor's shape, from a safetensors file's header alone."""
+    with open(path, "rb") as handle:
+        length = os.fstat(handle.fileno()).st_size
+        head = handle.read(8)
+        if len(head) < 8:
+            raise FormatError(path, "truncated safetensors file")
+        (size,) = struct.unpack("<Q", head)
+        if size > MAX_HEADER_BYTES:
+            raise FormatError(path, f"safetensors header of {size} bytes is invalid")
+        raw = handle.read(size)
+    try:
+        header = jsonio.loads(raw)
+    except JsonError as exc:
+        raise FormatError(path, f"invalid safetensors header: {exc.message}") from None
+    if not isinstance(header, dict):
+        raise FormatError(path, "invalid safetensors header")
+    try:
+        entries = {n: e for n, e in header.items() if n != "__metadata__"}
+        end = max((int(e["data_offsets"][1]) for e in entries.values()), default=0)
+        shapes = {n: [int(d) for d in e["shape"]] for n, e in entries.items()}
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise FormatError(path, f"invalid safetensors header: {exc!r}") from None
+    if 8 + size + end > length:
+        described = 8 + size + end
+        raise FormatError(path, f"the header describes {described} bytes, the file has {length}")
+    return shapes
 
 
 def load_weights(model: HRED, tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -451,7 +451,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or args.max_batch < 1 or args.batch_window_ms < 0:
         raise ConfigError("--workers and --max-batch must be >= 1, --batch-window-ms >= 0")
-    load_bot(args.bot)  # a bad bot directory fails here, before any worker starts
+    definition = load_bot(args.bot)  # a bad bot directory fails here, before any worker starts
+    if definition.model is not None:
+        from chatbot.checkpoint import load_model
+
+        load_model(definition.model)  # and a damaged model: no worker crash loop
     options = ServeOptions(
         bot=str(Path(args.bot).resolve()) if args.bot else None,
         store=str(Path(args.store).resolve()) if args.store else None,

@@ -284,3 +284,69 @@ def test_a_non_finite_value_in_any_weight_is_refused(
             load_model(model_copy)
         assert Path(caught.value.path) == model_copy / "model.safetensors"
         assert name in caught.value.message
+
+
+def _edited_config(folder: Path, edit: Any) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    _rewrite(folder, "config.json", json.dumps(config).encode())
+
+
+@pytest.mark.parametrize(("key", "value"), [("hidden_size", 10_000_000),
+                                            ("embedding_size", 3_000_000),
+                                            ("num_layers", 5_000)])
+def test_an_absurd_model_shape_is_refused_before_anything_is_allocated(
+        model_copy: Path, key: str, value: int) -> None:
+    import tracemalloc
+
+    _edited_config(model_copy, lambda c: c["config"]["model"].__setitem__(key, value))
+    tracemalloc.start()
+    with pytest.raises(ShapeError) as caught:
+        load_model(model_copy)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert Path(caught.value.path) == model_copy / "model.safetensors"
+    assert caught.value.message.startswith(("config.json implies ", "missing weights ["))
+    assert peak < 50_000_000
+
+
+@pytest.mark.parametrize("name", ["config.json", MANIFEST])
+@pytest.mark.parametrize("payload", ["deep", "digits"])
+def test_deep_json_or_a_huge_number_is_a_format_error(model_copy: Path, name: str,
+                                                      payload: str) -> None:
+    data = json.loads((model_copy / name).read_text())
+    data["extra"] = json.loads("[" * 60 + "]" * 60) if payload == "deep" else 0
+    text = json.dumps(data)
+    text = (text.replace('"extra": ' + "[" * 60, '"extra": ' + "[" * 5000)
+            .replace("]" * 60, "]" * 5000) if payload == "deep"
+            else text.replace('"extra": 0', '"extra": ' + "9" * 5000))
+    if name == MANIFEST:
+        (model_copy / name).write_text(text)
+    else:
+        _rewrite(model_copy, name, text.encode())
+    with pytest.raises(FormatError) as caught:
+        load_model(model_copy)
+    assert Path(caught.value.path) == model_copy / name
+    assert ("nested" in caught.value.message) == (payload == "deep")
+
+
+def test_chatbot_check_fails_on_a_tampered_model(model_copy: Path, tmp_path: Path) -> None:
+    from chatbot.botdir import check_bot, scaffold
+
+    bot = tmp_path / "bot"
+    scaffold(bot)
+    shutil.copytree(model_copy, bot / "model")
+    settings = (bot / "bot.yml").read_text()
+    (bot / "bot.yml").write_text(settings.replace("model: default", "model: model", 1))
+    assert check_bot(bot) == []
+    weights = bot / "model" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1
+    weights.write_bytes(bytes(data))
+    [problem] = check_bot(bot)
+    assert str(problem) == (f"{weights}: the model does not load: "
+                            "sha256 differs from the manifest (file corrupted)")
+    shutil.copy(model_copy / "model.safetensors", weights)
+    _edited_config(bot / "model", lambda c: c["config"]["model"].__setitem__("hidden_size", 8))
+    [problem] = check_bot(bot)
+    assert "the model does not load: config.json implies" in str(problem)
