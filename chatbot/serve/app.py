@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hmac
+import html
 import json
 import logging
 import os
@@ -226,6 +227,9 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
     batcher = MicroBatcher(bot, window_s=options.window_ms / 1000, max_batch=options.max_batch,
                            on_batch=metrics.batch.observe)
     page = resources.files("chatbot.serve").joinpath("static/index.html").read_text("utf-8")
+    name = html.escape(bot.name)
+    page = (page.replace("<title>chatbot</title>", f"<title>{name}</title>", 1)
+            .replace('<h1 id="title">chatbot</h1>', f'<h1 id="title">{name}</h1>', 1))
     spec = openapi(bot.name)
 
     def guarded(handler: Callable[[Request], Awaitable[Response]]

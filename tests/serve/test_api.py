@@ -370,3 +370,13 @@ def test_a_session_deleted_from_the_store_behind_the_servers_back_is_gone(
         404, "no session 's'")
     assert client.post("/v1/sessions", json={"id": "s"}).status_code == 201
     assert client.post("/v1/sessions/s/messages", json={"text": "hi"}).status_code == 200
+
+
+def test_the_page_is_titled_with_the_bots_name_and_asks_for_no_favicon(tmp_path: Path) -> None:
+    bot = fake_bot()
+    bot.name = "bike <repairs>"  # type: ignore[misc]
+    with local(create_app(bot)) as client:
+        page = client.get("/").text
+    assert "<title>bike &lt;repairs&gt;</title>" in page
+    assert '<h1 id="title">bike &lt;repairs&gt;</h1>' in page
+    assert '<link rel="icon" href="data:,">' in page
