@@ -33,13 +33,17 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--user-first", action="store_true", help="contexts end at a user "
+                        "turn only (corpora where the user speaks first, e.g. everyday)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     loaded = load_model(resolve_model_dir(args.model))
     generator = Generator.from_loaded(loaded)
     split = split_for(load_corpus(loaded.config.data.source), loaded.config.data)
     rng = random.Random(args.seed)
-    places = [(c, t) for c, conv in enumerate(split.valid) for t in range(len(conv.turns) - 1)]
+    step = 2 if args.user_first else 1
+    places = [(c, t) for c, conv in enumerate(split.valid)
+              for t in range(0, len(conv.turns) - 1, step)]
     contexts = [list(split.valid[c].turns[max(0, t - 2) : t + 1])
                 for c, t in rng.sample(places, args.turns)]
     junk = yaml.safe_load((HERE / "judged" / "unservable.yml").read_text())["inputs"]

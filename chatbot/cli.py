@@ -469,8 +469,11 @@ def _serve(args: argparse.Namespace) -> int:
     )
     os.environ[OPTIONS_ENV] = json.dumps(dataclasses.asdict(options))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from chatbot.serve.protocol import DeadlineProtocol
+
     uvicorn.run("chatbot.serve.app:create_app_from_env", factory=True, host=args.host,
-                port=args.port, workers=args.workers, log_level=args.log_level)
+                port=args.port, workers=args.workers, log_level=args.log_level,
+                http=DeadlineProtocol, timeout_keep_alive=5)
     return EXIT_OK
 
 

@@ -89,6 +89,7 @@ class ServeOptions:
         cors: origins allowed to call the API from a browser (none by default).
         allowed_hosts: the names a request's Host header may give (its port
             aside); `*` allows any. Default: this machine's loopback names.
+        body_timeout_s: how long a request's body may take to arrive (longer: 408).
         warm: encode every reply of the model's index for the ranking head at
             start-up, in the background (`/healthz` says `"warm": true` when done):
             faster selected replies for about 100 MB of memory.
@@ -103,6 +104,7 @@ class ServeOptions:
     cors: tuple[str, ...] = field(default=())
     warm: bool = True
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    body_timeout_s: float = 10.0
 
 
 class ApiError(Exception):
@@ -281,7 +283,7 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
         return JSONResponse(spec)
 
     async def create(request: Request) -> Response:
-        body = await _json_body(request, options.max_body, allow_empty=True)
+        body = await _json_body(request, options, allow_empty=True)
         _only(body, {"id"})
         wanted = body.get("id")
         if wanted is not None and not isinstance(wanted, str):
@@ -293,7 +295,7 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
 
     async def message(request: Request) -> Response:
         session_id = _session_id(request.path_params["session_id"])
-        body = await _json_body(request, options.max_body)
+        body = await _json_body(request, options)
         _only(body, {"text", "trace", "turn"})
         text, trace, turn = body.get("text"), body.get("trace", False), body.get("turn")
         if not isinstance(text, str):
@@ -437,8 +439,17 @@ def _session_id(raw: str) -> str:
     return raw
 
 
-async def _json_body(request: Request, limit: int, *, allow_empty: bool = False
+async def _json_body(request: Request, options: ServeOptions, *, allow_empty: bool = False
                      ) -> dict[str, Any]:
+    try:
+        return await asyncio.wait_for(_read_json_body(request, options.max_body, allow_empty),
+                                      options.body_timeout_s)
+    except TimeoutError:
+        raise ApiError(408, f"the body did not arrive within {options.body_timeout_s:g} s"
+                       ) from None
+
+
+async def _read_json_body(request: Request, limit: int, allow_empty: bool) -> dict[str, Any]:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json" and not (allow_empty and _no_body(request)):
         raise ApiError(415, "send the body as JSON, with Content-Type: application/json")

@@ -24,7 +24,7 @@ SESSION_ID = {"name": "session_id", "in": "path", "required": True,
 def openapi(bot_name: str) -> dict[str, Any]:
     """The description of the API serving the bot `bot_name`."""
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
-    codes = ("400", "401", "403", "404", "413", "415", "422", "503")
+    codes = ("400", "401", "403", "404", "408", "413", "415", "422", "503")
     errors = {code: _error() for code in codes}
     return {
         "openapi": "3.1.0",

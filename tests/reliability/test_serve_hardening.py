@@ -181,3 +181,78 @@ def test_session_error_is_the_type_store_failures_reach_callers_as() -> None:
     from chatbot.errors import StoreUnavailableError
 
     assert issubclass(StoreUnavailableError, SessionError)
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408() -> None:
+    import asyncio
+
+    bot = make_bot(MemoryStore())
+    app = create_app(bot, ServeOptions(body_timeout_s=0.3))
+    bot.restore({"version": 1, "id": "s", "events": [], "state": None})
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if not sent_first:
+            sent_first.append(True)
+            return {"type": "http.request", "body": b'{"text": ', "more_body": True}
+        await asyncio.sleep(30)  # a client that stalls mid-body
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    sent_first: list[bool] = []
+    scope = {"type": "http", "method": "POST", "path": "/v1/sessions/s/messages",
+             "raw_path": b"/v1/sessions/s/messages", "query_string": b"", "root_path": "",
+             "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
+             "http_version": "1.1", "app": app,
+             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")]}
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(app(scope, receive, send), 5)
+
+    asyncio.run(run())
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"]) == {"error": {
+        "status": 408, "message": "the body did not arrive within 0.3 s"}}
+
+
+def test_a_connection_stuck_in_its_headers_is_closed_and_others_are_served(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from chatbot.serve import protocol
+
+    monkeypatch.setattr(protocol, "HEADER_TIMEOUT_S", 0.5)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(make_bot(MemoryStore())), host="127.0.0.1", port=port,
+                            http=protocol.DeadlineProtocol, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        for s in stalled:
+            s.sendall(b"POST /v1/sessions HTTP/1.1\r\nHost: localhost\r\nContent-Le")
+        silent = socket.create_connection(("127.0.0.1", port))
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port)) as ok:
+            ok.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            assert ok.recv(4096).startswith(b"HTTP/1.1 200")
+        for s in [*stalled, silent]:
+            s.settimeout(3)
+            assert s.recv(1) == b""  # closed by the server
+            s.close()
+        assert 0.4 < time.monotonic() - start < 3
+    finally:
+        server.should_exit = True
+        thread.join(10)

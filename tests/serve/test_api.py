@@ -342,14 +342,16 @@ def test_chatbot_serve_passes_its_options_to_each_worker(
                  "--allowed-host", "bot.example"]) == 0
     [(app, kwargs)] = calls
     assert app == "chatbot.serve.app:create_app_from_env"
+    from chatbot.serve.protocol import DeadlineProtocol
+
     assert kwargs == {"factory": True, "host": "127.0.0.1", "port": 9001, "workers": 2,
-                      "log_level": "info"}
+                      "log_level": "info", "http": DeadlineProtocol, "timeout_keep_alive": 5}
     import os
 
     assert json.loads(os.environ[OPTIONS_ENV]) == {
         "bot": None, "store": str(store), "token": "from-env", "window_ms": 2.0,
         "max_batch": 64, "max_body": 16384, "cors": ["https://a.example"], "warm": True,
-        "allowed_hosts": ["localhost", "127.0.0.1", "::1", "bot.example"]}
+        "allowed_hosts": ["localhost", "127.0.0.1", "::1", "bot.example"], "body_timeout_s": 10.0}
     assert main(["serve", str(tmp_path / "nope")]) == 2
     assert main(["serve", "--workers", "0"]) == 2
     err = capsys.readouterr().err
