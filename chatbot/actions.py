@@ -38,6 +38,9 @@ from chatbot.errors import ChatbotError, LocatedError
 ACTIONS_FILE = "actions.py"
 DEFAULT_TIMEOUT = 5.0
 """Seconds an action may run before the turn gets the fallback."""
+MAX_OVERDUE = 16
+"""Timed-out actions still running (Python cannot stop a thread) beyond which a new
+call is refused at once as busy, so stuck actions cannot pile up without bound."""
 _MARK = "__chatbot_action__"
 log = logging.getLogger("chatbot.actions")
 
@@ -128,7 +131,7 @@ class ActionRegistry:
     def __init__(self) -> None:
         self._actions: dict[str, tuple[Action, float]] = {}
         self._lock = threading.Lock()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._overdue = 0
 
     def __contains__(self, name: object) -> bool:
         return name in self._actions
@@ -150,26 +153,45 @@ class ActionRegistry:
             self._actions[name] = (fn, limit)
 
     def run(self, name: str, view: TurnView) -> Outcome:
-        """Runs the action `name` on `view` in a worker thread, within its time limit.
+        """Runs the action `name` on `view` in a thread of its own, within its time limit.
 
         Never raises: a missing action, an exception, a time-out or a result of
-        the wrong type is an `Outcome` with `error` set (and logged).
+        the wrong type is an `Outcome` with `error` set (and logged). A timed-out
+        action's result is discarded when it comes; Python cannot stop its
+        thread, so it runs on, and while `MAX_OVERDUE` such threads are still
+        running a new call is refused at once ("busy") rather than queued.
         """
         entry = self._actions.get(name)
         if entry is None:
             return self._failed(name, f"no action named {name!r} is registered", None)
         fn, limit = entry
         with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=8, thread_name_prefix="chatbot-action")
-            pool = self._pool
+            if self._overdue >= MAX_OVERDUE:
+                busy = f"busy: {self._overdue} timed-out actions are still running"
+                return self._failed(name, busy, None)
+        future: concurrent.futures.Future[object] = concurrent.futures.Future()
+        state = {"overdue": False}
         # The turn's context variables go with it (the dialogue manager's "in a turn").
-        future = pool.submit(contextvars.copy_context().run, fn, view)
+        context = contextvars.copy_context()
+
+        def call() -> None:
+            try:
+                future.set_result(context.run(fn, view))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting turn
+                future.set_exception(exc)
+            finally:
+                with self._lock:
+                    if state["overdue"]:
+                        self._overdue -= 1
+
+        threading.Thread(target=call, name=f"chatbot-action-{name}", daemon=True).start()
         try:
             value = future.result(timeout=limit)
         except concurrent.futures.TimeoutError:
-            future.cancel()
+            with self._lock:
+                if not future.done():
+                    state["overdue"] = True
+                    self._overdue += 1
             return self._failed(name, f"timed out after {limit:g} s", None)
         except Exception as exc:  # noqa: BLE001 - an author's code may raise anything
             return self._failed(name, f"raised {type(exc).__name__}: {exc}", exc)

@@ -231,3 +231,34 @@ def test_the_repl_sends_action_tracebacks_to_a_log_file(
             logger.removeHandler(handler)
             handler.close()
         logging.getLogger().handlers[:] = root_handlers
+
+
+def test_stuck_actions_never_block_other_actions_and_are_bounded(monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    import threading
+
+    from chatbot import actions as actions_module
+    from chatbot.actions import ActionRegistry
+
+    monkeypatch.setattr(actions_module, "MAX_OVERDUE", 3)
+    release = threading.Event()
+    registry = ActionRegistry()
+    registry.register("stuck", lambda turn: release.wait(30) and "late", timeout=0.05)
+    registry.register("quick", lambda turn: "fast", timeout=1.0)
+    view: object = None
+    for _ in range(2):
+        assert registry.run("stuck", view).error == "timed out after 0.05 s"
+    outcome = registry.run("quick", view)  # not queued behind the stuck ones
+    assert outcome.result is not None and outcome.result.text == "fast"
+    assert registry.run("stuck", view).error == "timed out after 0.05 s"
+    start = time.monotonic()
+    assert registry.run("quick", view).error == "busy: 3 timed-out actions are still running"
+    assert time.monotonic() - start < 0.05
+    release.set()
+    deadline = time.monotonic() + 5
+    while registry._overdue and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert registry._overdue == 0
+    release.clear()
+    assert registry.run("stuck", view).error == "timed out after 0.05 s"  # accepted again
+    release.set()
