@@ -40,6 +40,9 @@ def main() -> None:
         n = len(rows)
         print(f"{name}: {n} replies; sensible {sensible} ({100 * sensible / n:.0f}%), "
               f"sensible and specific {specific} ({100 * specific / n:.0f}%); {sources}")
+        if all("human_claim" in m for m in marks):
+            claims = sum(bool(m["human_claim"]) for m in marks)
+            print(f"  claims a human life: {claims} ({100 * claims / n:.0f}%)")
         neural = [(r, m) for r, m in zip(rows, marks, strict=True) if r["source"] == "neural"]
         if neural:
             ok = sum(m["sensible"] for _, m in neural)

@@ -384,7 +384,8 @@ def _add_chat_command(commands: Any) -> None:
         "otherwise each input line gets one reply line.",
     )
     chat.add_argument("bot", nargs="?", metavar="BOT_DIR", help="bot directory "
-                      "(default: the packaged default bot)")
+                      "(default: the current folder if it is one, else the packaged "
+                      "default bot)")
     chat.add_argument("--session", metavar="NAME", help="resume the saved session NAME "
                       "(or start one by that name)")
     chat.add_argument("--decode", choices=["greedy", "beam", "sample"], help="search strategy")
@@ -411,7 +412,8 @@ def _add_serve_command(commands: Any) -> None:
         "at /. Needs: pip install -e '.[serve]'.",
     )
     serve.add_argument("bot", nargs="?", metavar="BOT_DIR", help="bot directory "
-                       "(default: the packaged default bot)")
+                       "(default: the current folder if it is one, else the packaged "
+                       "default bot)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: "
                        "127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000)
@@ -451,6 +453,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or args.max_batch < 1 or args.batch_window_ms < 0:
         raise ConfigError("--workers and --max-batch must be >= 1, --batch-window-ms >= 0")
+    args.bot = _bot_or_here(args.bot)
     definition = load_bot(args.bot)  # a bad bot directory fails here, before any worker starts
     if definition.model is not None:
         from chatbot.checkpoint import load_model
@@ -477,6 +480,18 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bot_or_here(bot: str | None) -> str | None:
+    """The rule of every command that takes a bot: the one named, else the current
+    folder when it is a bot directory (it has `intents/` or `bot.yml`), else None
+    (the packaged default bot)."""
+    from pathlib import Path
+
+    here = Path.cwd()
+    if bot is None and ((here / "intents").is_dir() or (here / "bot.yml").is_file()):
+        return "."
+    return bot
+
+
 def _bound_names(host: str) -> list[str]:
     """The address `chatbot serve` binds, as a Host name a request may give
     (none for a wildcard address: each name must then be allowed)."""
@@ -492,7 +507,7 @@ def _chat(args: argparse.Namespace) -> int:
     changes = {"strategy": args.decode or implied, "beam_size": args.beam,
                "temperature": args.temperature}
     options = ChatOptions(
-        bot=args.bot,
+        bot=_bot_or_here(args.bot),
         session=args.session,
         decode={key: value for key, value in changes.items() if value is not None},
         seed=args.seed,

@@ -60,3 +60,26 @@ def test_python_dash_m_is_the_same_command() -> None:
                           text=True)
     assert done.returncode == 0
     assert "train" in done.stdout and "eval" in done.stdout
+
+
+def test_chat_without_bot_dir_uses_the_current_folder_when_it_is_a_bot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from chatbot.botdir import scaffold
+    from chatbot.cli import main
+
+    scaffold(tmp_path / "mybot")
+    intents = tmp_path / "mybot" / "intents"
+    (intents / "zz.yml").write_text(
+        "version: 1\nintents:\n  - name: secret\n    override: true\n"
+        "    patterns: ['^open sesame$']\n    responses: [the cave opens]\n")
+    monkeypatch.chdir(tmp_path / "mybot")
+    monkeypatch.setattr("sys.stdin", io.StringIO("open sesame\n"))
+    assert main(["chat", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "the cave opens"
+    monkeypatch.chdir(tmp_path)  # not a bot directory: the packaged default bot
+    monkeypatch.setattr("sys.stdin", io.StringIO("open sesame\n"))
+    assert main(["chat", "--seed", "1"]) == 0
+    assert "the cave opens" not in capsys.readouterr().out
