@@ -6,11 +6,13 @@ greedy reply), which joins the conversation state like any utterance. Used for
 the README's verbatim samples:
 
     python scripts/sample_exchanges.py default --conversations 10 --turns 3
+    python scripts/sample_exchanges.py runs/new --data chitchat   # the same inputs
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import torch
 
@@ -27,10 +29,14 @@ def main() -> None:
     parser.add_argument("--skip", type=int, default=0, help="test conversations to skip first")
     parser.add_argument("--ranker", choices=["model", "mmi", "none"], default="model",
                         help="how the reply is chosen (none: pure greedy generation)")
+    parser.add_argument("--data", help="the corpus whose test split gives the user turns "
+                        "(default: the model's own)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     loaded = load_model(resolve_model_dir(args.model))
     data = loaded.config.data
+    if args.data:
+        data = dataclasses.replace(data, source=args.data)
     split = split_for(load_corpus(data.source), data)
     generator = Generator.from_loaded(loaded)
     decode = generator.decode.replace(ranker=args.ranker)
