@@ -234,7 +234,8 @@ def _eval(args: argparse.Namespace) -> int:
 def _set_weights(weights: Any, pairs: list[str], note: str | None) -> Any:
     import dataclasses
 
-    names = ("match", "log_p", "pmi", "similarity", "generated", "consensus", "mmi_lambda")
+    names = ("match", "log_p", "pmi", "similarity", "generated", "consensus", "unsupported",
+             "mmi_lambda")
     changes: dict[str, float] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")

@@ -19,6 +19,7 @@ import logging
 import re
 import struct
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from chatbot.decoding import DecodeConfig, Hypothesis, Search
 from chatbot.errors import ChatbotError, FormatError
 from chatbot.model import HRED
 from chatbot.replies.filter import ReplyFilter
+from chatbot.replies.grounding import document_frequency, unsupported
 from chatbot.replies.index import INDEX_FILE, ReplyIndex
 from chatbot.replies.rank import (
     RANKER_FILE,
@@ -166,6 +168,7 @@ class Generator:
         self._banned = tuple(sorted({tokenizer.pad_id, tokenizer.bos_id, tokenizer.sep_id}))
         self._lock = threading.Lock()
         self._reply_embeddings = ReplyEmbeddings()
+        self._df: tuple[ReplyIndex | None, Counter[str]] | None = None
         self._reply_tokens = functools.lru_cache(maxsize=65536)(self._tokens_of)
         self.index = index
         self.weights = weights
@@ -389,6 +392,8 @@ class Generator:
                 similarity=[c.similarity for _, c in rows],
                 generated=[c.source == "generated" for _, c in rows],
                 likelihood=weights.uses_likelihood,
+                unsupported=[self._unsupported(c.text, users[i], previous[i]) for i, c in rows]
+                if weights.unsupported else None,
             )
             totals = weights.score(features).tolist()
             scored = iter(zip(features.tolist(), totals, strict=True))
@@ -416,6 +421,7 @@ class Generator:
         similarity: Sequence[float],
         generated: Sequence[bool],
         likelihood: bool = True,
+        unsupported: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """(R, F) ranker features of reply `texts[r]` answering conversation `owner[r]`
         (`log_p` and `pmi` are 0 without `likelihood`)."""
@@ -429,7 +435,17 @@ class Generator:
         return weights.features(
             scores, torch.tensor(similarity, dtype=torch.float32),
             torch.tensor([float(g) for g in generated]),
+            None if unsupported is None else torch.tensor(unsupported, dtype=torch.float32),
         ).cpu()
+
+    def _unsupported(self, reply: str, user: str, previous: str | None) -> int:
+        """`grounding.unsupported` of `reply` after `user` (and the bot's `previous` line),
+        rarity judged among the index's replies (every word is rare without an index)."""
+        index, cached = self.index, self._df  # called under self._lock
+        if cached is None or cached[0] is not index:
+            replies = (index.reply(e) for e in range(len(index))) if index else ()
+            cached = self._df = (index, document_frequency(replies))
+        return unsupported(reply, [user, previous or ""], cached[1])
 
     def rank(
         self,

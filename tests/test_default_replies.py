@@ -58,3 +58,17 @@ def test_the_trace_lists_every_candidate_with_source_scores_and_origin(bot: Chat
     text = str(reply.trace)
     assert f"({neural.source}, ranker model)" in text
     assert f"* {winner.score:7.3f} ret {winner.text!r} [{winner.origin}]" in text
+
+
+@pytest.mark.parametrize("opener", ["what do you like to read?",
+                                    "I had a pretty long day at work today",
+                                    "do you like music?"])
+def test_gibberish_mid_conversation_gets_the_fallback(bot: Chatbot, opener: str) -> None:
+    # The bot's previous reply was retrieved from the corpus, so the line after it
+    # there matched any utterance by context alone; now a key must share a word.
+    session = bot.session()
+    session.send(opener)
+    reply = session.send("sdfkj qwpeo zzxq")
+    assert reply.source == "fallback", reply.trace.neural
+    neural = reply.trace.neural
+    assert neural is not None and all(o.source == "generated" for o in neural.options)

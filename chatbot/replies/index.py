@@ -169,7 +169,10 @@ class ReplyIndex:
             exclude: per query, a conversation index whose entries are skipped.
             contexts: per query, the line said before it (the bot's previous
                 reply), or None; it adds `CONTEXT_WEIGHT` times its similarity
-                to the line before each key.
+                to the line before each key, for keys that share a word with
+                the query (the context alone never retrieves a reply: after
+                a retrieved reply, the corpus's next line would match any
+                query, keyboard mashing included).
         """
         from scipy import sparse
 
@@ -184,6 +187,10 @@ class ReplyIndex:
         # sparse score matrices.
         stacked = sparse.hstack([matrix, CONTEXT_WEIGHT * lines], format="csr")
         scores = (stacked @ keys_t).tocsr()
+        if lines.nnz:
+            shared = (matrix @ keys_t[: matrix.shape[1]]) > 0
+            scores = scores.multiply(shared).tocsr()
+            scores.eliminate_zeros()
         results = []
         for row in range(len(queries)):
             start, end = scores.indptr[row], scores.indptr[row + 1]

@@ -44,7 +44,7 @@ VECTORS_FORMAT = "chatbot-reply-vectors-1"
 """The `format` a saved table of reply embeddings names in its metadata."""
 TABLE_DTYPE = torch.float16
 
-FEATURES = ("match", "log_p", "pmi", "similarity", "generated", "consensus")
+FEATURES = ("match", "log_p", "pmi", "similarity", "generated", "consensus", "unsupported")
 
 
 @dataclass(frozen=True)
@@ -349,10 +349,11 @@ class RankerWeights:
 
     score = w_match * match + w_log_p * log_p / tokens + w_pmi * pmi / tokens
     + w_similarity * similarity + w_generated * generated
-    + w_consensus * consensus, where
+    + w_consensus * consensus + w_unsupported * unsupported, where
     pmi = log_p - mmi_lambda * log_prior, similarity is a retrieved reply's
     key similarity to the user's utterance (0 for generated ones) and generated
-    is 1 for the model's own hypotheses. The candidate with the best
+    is 1 for the model's own hypotheses, and unsupported counts the reply's rare
+    words the conversation does not support (`grounding.unsupported`). The candidate with the best
     score is said; its confidence, the probability that it is an acceptable
     reply, is sigmoid(gate_score * score + gate_similarity * similarity
     + gate_generated * generated + gate_input * input_log_p + gate_bias),
@@ -366,6 +367,7 @@ class RankerWeights:
     similarity: float = 0.0
     generated: float = 0.0
     consensus: float = 0.0
+    unsupported: float = 0.0
     mmi_lambda: float = 0.5
     gate_score: float = 1.0
     gate_similarity: float = 0.0
@@ -375,19 +377,23 @@ class RankerWeights:
     fitted_on: str = "not fitted: mutual information with lambda 0.5"
 
     def features(self, scores: Scores, similarity: torch.Tensor,
-                 generated: torch.Tensor) -> torch.Tensor:
+                 generated: torch.Tensor, unsupported: torch.Tensor | None = None
+                 ) -> torch.Tensor:
         """(R, len(FEATURES)) feature rows in `FEATURES` order."""
         tokens = scores.tokens.float()
         pmi = scores.log_p - self.mmi_lambda * scores.log_prior
+        if unsupported is None:
+            unsupported = torch.zeros_like(tokens)
         return torch.stack(
             [scores.match, scores.log_p / tokens, pmi / tokens, similarity.to(tokens.device),
-             generated.to(tokens.device), scores.consensus], dim=1
+             generated.to(tokens.device), scores.consensus, unsupported.to(tokens.device)],
+            dim=1,
         )
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
         """(R, F) features -> (R,) scores."""
         weights = torch.tensor([self.match, self.log_p, self.pmi, self.similarity,
-                                self.generated, self.consensus],
+                                self.generated, self.consensus, self.unsupported],
                                dtype=features.dtype)
         return features @ weights
 

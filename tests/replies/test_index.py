@@ -274,3 +274,20 @@ def test_the_line_before_the_key_breaks_ties_between_equal_keys() -> None:
     assert up[0].similarity == pytest.approx(1.0 + CONTEXT_WEIGHT)
     assert 1.0 < up[1].similarity < up[0].similarity  # the other context shares "do you"
     assert index.context(up[0].entry) == "what time do you get up?"
+
+
+def test_the_context_alone_never_retrieves_a_reply() -> None:
+    from chatbot.data import Conversation
+    from chatbot.replies.index import ReplyIndex
+
+    index = ReplyIndex.build([
+        Conversation("a", ("do you read books", "do you like tea", "which tea", "green tea")),
+        Conversation("b", ("do you like tea", "yes a lot", "which books", "old ones")),
+        Conversation("c", ("which books do you read", "crime novels")),
+    ])
+    # After the bot said "do you like tea", the corpus line after it ("which tea"
+    # -> "green tea") matched any utterance by its context; gibberish shares no word.
+    [hits] = index.search(["zzqx wplk"], k=5, contexts=["do you like tea"])
+    assert hits == []
+    [hits] = index.search(["which"], k=5, contexts=["do you like tea"])
+    assert hits and index.reply(hits[0].entry) == "green tea"  # the context still counts
