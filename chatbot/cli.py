@@ -423,7 +423,10 @@ def _add_serve_command(commands: Any) -> None:
     serve.add_argument("--store", metavar="FILE", help="SQLite session store "
                        "(default: $XDG_DATA_HOME/chatbot/sessions.sqlite3)")
     serve.add_argument("--token", help="bearer token every route but /healthz and / needs "
-                       "(default: $CHATBOT_TOKEN; none when unset)")
+                       "(default: $CHATBOT_TOKEN; none when unset; visible to other users "
+                       "in the process list: prefer --token-file)")
+    serve.add_argument("--token-file", metavar="FILE", help="read the bearer token from FILE "
+                       "(its first line)")
     serve.add_argument("--batch-window-ms", type=float, default=5.0, metavar="MS",
                        help="how long the first turn of a batch waits for others (default 5)")
     serve.add_argument("--max-batch", type=int, default=64, help="largest batch (default 64)")
@@ -463,7 +466,7 @@ def _serve(args: argparse.Namespace) -> int:
     options = ServeOptions(
         bot=str(Path(args.bot).resolve()) if args.bot else None,
         store=str(Path(args.store).resolve()) if args.store else None,
-        token=args.token or os.environ.get(TOKEN_ENV) or None,
+        token=args.token or _token_file(args.token_file) or os.environ.get(TOKEN_ENV) or None,
         window_ms=args.batch_window_ms,
         max_batch=args.max_batch,
         cors=tuple(args.cors),
@@ -479,6 +482,20 @@ def _serve(args: argparse.Namespace) -> int:
                 port=args.port, workers=args.workers, log_level=args.log_level,
                 http=DeadlineProtocol, timeout_keep_alive=5)
     return EXIT_OK
+
+
+def _token_file(path: str | None) -> str | None:
+    from pathlib import Path
+
+    if path is None:
+        return None
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the token: {exc}") from None
+    if not lines or not lines[0].strip():
+        raise ConfigError(f"{path}: the token file is empty")
+    return lines[0].strip()
 
 
 def _bot_or_here(bot: str | None) -> str | None:

@@ -49,7 +49,7 @@ def test_preset_values() -> None:
 
 
 def test_unknown_preset() -> None:
-    expected = r"^unknown preset 'huge'; presets: default, default-ft, default-rank, tiny$"
+    expected = r"^unknown preset 'huge'; presets: default, default-ft, default-rank, everyday, tiny$"
     with pytest.raises(ConfigError, match=expected):
         Config.preset("huge")
 
@@ -177,7 +177,7 @@ def test_load_yaml_without_preset_starts_from_defaults(tmp_path: Path) -> None:
         ),
         (
             "preset: huge\n",
-            "{path}: unknown preset 'huge'; presets: default, default-ft, default-rank, tiny",
+            "{path}: unknown preset 'huge'; presets: default, default-ft, default-rank, everyday, tiny",
         ),
         ("- 1\n", "{path}: expected a mapping at the top level"),
     ],
@@ -194,7 +194,7 @@ def test_load_neither_preset_nor_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yml"
     with pytest.raises(ConfigError) as info:
         Config.load(str(missing))
-    presets = "default, default-ft, default-rank, tiny"
+    presets = "default, default-ft, default-rank, everyday, tiny"
     assert str(info.value) == f"{str(missing)!r} is neither a preset ({presets}) nor a file"
 
 

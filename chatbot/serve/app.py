@@ -19,8 +19,10 @@ documents the API.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
+import hashlib
 import hmac
 import html
 import json
@@ -193,7 +195,30 @@ class BrowserGuard:
             message = f"origin {origin!r} may not change sessions here (see --cors)"
             await _error(403, message)(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def _page_policy(page: str) -> str:
+    """The chat page's Content-Security-Policy: its own inline script and style
+    (by hash) and requests to this server, nothing else; no framing."""
+    hashes = {kind: [_sha256_source(body) for body in re.findall(
+        rf"<{kind}>(.*?)</{kind}>", page, re.DOTALL)] for kind in ("script", "style")}
+    return ("default-src 'none'; "
+            f"script-src {' '.join(hashes['script'])}; style-src {' '.join(hashes['style'])}; "
+            "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+
+
+def _sha256_source(body: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
+    return f"'sha256-{digest}'"
 
 
 def _host_name(host: str) -> str:
@@ -247,8 +272,11 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
 
         return checked
 
+    page_headers = {"Cache-Control": "no-cache", "Content-Security-Policy": _page_policy(page),
+                    "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+
     async def index(request: Request) -> Response:
-        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(page, headers=page_headers)
 
     warmed, stop_warming = threading.Event(), threading.Event()
 

@@ -334,6 +334,7 @@ def test_chatbot_serve_passes_its_options_to_each_worker(
     calls: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
     monkeypatch.delenv(OPTIONS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)  # not a bot directory: the packaged default bot
     monkeypatch.setenv("CHATBOT_TOKEN", "from-env")
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # the command sets it if unset
     store = tmp_path / "s.sqlite3"
@@ -382,3 +383,38 @@ def test_the_page_is_titled_with_the_bots_name_and_asks_for_no_favicon(tmp_path:
     assert "<title>bike &lt;repairs&gt;</title>" in page
     assert '<h1 id="title">bike &lt;repairs&gt;</h1>' in page
     assert '<link rel="icon" href="data:,">' in page
+
+
+def test_the_page_and_every_response_carry_browser_protections(client: TestClient) -> None:
+    import base64
+    import hashlib
+    import re
+
+    response = client.get("/")
+    policy = response.headers["content-security-policy"]
+    script = re.search(r"<script>(.*?)</script>", response.text, re.DOTALL)
+    assert script is not None
+    digest = base64.b64encode(hashlib.sha256(script.group(1).encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in policy
+    assert "frame-ancestors 'none'" in policy and policy.startswith("default-src 'none'")
+    assert response.headers["x-frame-options"] == "DENY"
+    for answered in (response, client.get("/healthz"), client.get("/v1/sessions/nobody")):
+        assert answered.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_token_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    import uvicorn
+
+    from chatbot.cli import main
+    from chatbot.serve.app import OPTIONS_ENV
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    monkeypatch.delenv("CHATBOT_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "token").write_text("s3cret-from-file\n")
+    assert main(["serve", "--token-file", str(tmp_path / "token")]) == 0
+    assert json.loads(os.environ[OPTIONS_ENV])["token"] == "s3cret-from-file"
+    (tmp_path / "empty").write_text("")
+    assert main(["serve", "--token-file", str(tmp_path / "empty")]) == 2
