@@ -244,3 +244,19 @@ def test_set_slot_is_an_event_that_restore_and_the_store_see(tmp_path: Path) -> 
         again.set_slot("name", 3)  # type: ignore[arg-type]
     with pytest.raises(SessionError, match="a slot name must be a non-empty string"):
         again.set_slot(" ", "x")
+
+
+def test_a_new_sqlite_store_is_private_to_its_owner(tmp_path: Path) -> None:
+    import stat
+
+    from chatbot.session import SQLiteStore
+
+    path = tmp_path / "new" / "sessions.sqlite3"
+    store = SQLiteStore(path)
+    with store.hold(["a"]):
+        assert store.load("a") is None
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert modes["sessions.sqlite3"] == 0o600
+    assert modes["sessions.sqlite3.locks"] == 0o600
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes

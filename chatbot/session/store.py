@@ -245,8 +245,8 @@ class SQLiteStore(SessionStore):
     def _locks_fd(self) -> int:
         with self._lock:
             if self._lock_file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._lock_file = os.open(f"{self.path}.locks", os.O_RDWR | os.O_CREAT, 0o666)
+                _private_folder(self.path.parent)
+                self._lock_file = os.open(f"{self.path}.locks", os.O_RDWR | os.O_CREAT, 0o600)
             return self._lock_file
 
     def load(self, session_id: str) -> dict[str, Any] | None:
@@ -344,7 +344,10 @@ class SQLiteStore(SessionStore):
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_folder(self.path.parent)
+            # Conversations are private: the file (and the -wal and -shm files SQLite
+            # gives the same mode) is readable by its owner only.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=TIMEOUT_S
             )
@@ -388,3 +391,9 @@ def _check_start(session_id: str, stored: int, start: int) -> None:
             f"session {session_id!r} holds {stored} events in the store, not {start}: "
             "another process or session object answered it meanwhile"
         )
+
+
+def _private_folder(folder: Path) -> None:
+    """Creates `folder` (and its parents) if missing, the folder itself 0700."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
