@@ -48,7 +48,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -363,14 +363,17 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
         await _stored(batcher.call(lambda: batcher.session(session_id).reset()), session_id)
         return JSONResponse({"id": session_id, "reset": True})
 
+    async def session_resource(request: Request) -> Response:
+        return await (reset(request) if request.method == "DELETE" else get_session(request))
+
     routes = [
         Route("/", index, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", guarded(metrics_route), methods=["GET"]),
         Route("/openapi.json", guarded(openapi_route), methods=["GET"]),
         Route("/v1/sessions", guarded(create), methods=["POST"]),
-        Route("/v1/sessions/{session_id}", guarded(get_session), methods=["GET"]),
-        Route("/v1/sessions/{session_id}", guarded(reset), methods=["DELETE"]),
+        # One route for both methods, so a 405 there lists both in its Allow header.
+        Route("/v1/sessions/{session_id}", guarded(session_resource), methods=["GET", "DELETE"]),
         Route("/v1/sessions/{session_id}/messages", guarded(message), methods=["POST"]),
     ]
 
@@ -485,11 +488,14 @@ async def _read_json_body(request: Request, limit: int, allow_empty: bool) -> di
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"the body is over {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"the body is over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"the body is over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone mid-body: nothing to answer, nothing to log as a bug
+        raise ApiError(400, "the client disconnected before the body was complete") from None
     raw = b"".join(chunks)
     if not raw.strip() and allow_empty:
         return {}

@@ -256,3 +256,35 @@ def test_a_connection_stuck_in_its_headers_is_closed_and_others_are_served(
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_client_gone_mid_body_is_a_4xx_not_a_logged_500(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    bot = make_bot(MemoryStore())
+    app = create_app(bot)
+    bot.restore({"version": 1, "id": "s", "events": [], "state": None})
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": b'{"text": ', "more_body": True},
+                {"type": "http.disconnect"}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/sessions/s/messages",
+             "raw_path": b"/v1/sessions/s/messages", "query_string": b"", "root_path": "",
+             "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
+             "http_version": "1.1", "app": app,
+             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")]}
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            await app(scope, receive, send)
+
+    with caplog.at_level("ERROR", logger="chatbot.serve"):
+        asyncio.run(run())
+    assert sent[0]["status"] == 400
+    assert "Traceback" not in caplog.text and "unexpected error" not in caplog.text

@@ -418,3 +418,9 @@ def test_the_token_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert json.loads(os.environ[OPTIONS_ENV])["token"] == "s3cret-from-file"
     (tmp_path / "empty").write_text("")
     assert main(["serve", "--token-file", str(tmp_path / "empty")]) == 2
+
+
+def test_a_method_the_session_route_does_not_take_lists_both_it_takes(client: TestClient) -> None:
+    response = client.put("/v1/sessions/s")
+    assert error_of(response) == (405, "Method Not Allowed")
+    assert {m.strip() for m in response.headers["allow"].split(",")} >= {"GET", "DELETE"}
