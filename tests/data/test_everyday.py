@@ -40,8 +40,8 @@ def test_topic_list_is_large_and_spans_the_categories(topics):
 
 
 def test_size_and_lengths(records):
-    assert len(records) >= 5_000
-    assert sum(len(r.turns) for r in records) >= 45_000
+    assert len(records) >= 10_000
+    assert sum(len(r.turns) for r in records) >= 80_000
     assert all(4 <= len(r.turns) <= 16 for r in records)
     assert len({r.id for r in records}) == len(records)
 
