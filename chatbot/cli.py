@@ -427,6 +427,9 @@ def _add_serve_command(commands: Any) -> None:
                        "in the process list: prefer --token-file)")
     serve.add_argument("--token-file", metavar="FILE", help="read the bearer token from FILE "
                        "(its first line)")
+    serve.add_argument("--no-token", action="store_true", help="serve without a token even "
+                       "when --host is not a loopback address (by default one is made up "
+                       "and printed then)")
     serve.add_argument("--batch-window-ms", type=float, default=5.0, metavar="MS",
                        help="how long the first turn of a batch waits for others (default 5)")
     serve.add_argument("--max-batch", type=int, default=64, help="largest batch (default 64)")
@@ -466,7 +469,8 @@ def _serve(args: argparse.Namespace) -> int:
     options = ServeOptions(
         bot=str(Path(args.bot).resolve()) if args.bot else None,
         store=str(Path(args.store).resolve()) if args.store else None,
-        token=args.token or _token_file(args.token_file) or os.environ.get(TOKEN_ENV) or None,
+        token=args.token or _token_file(args.token_file) or os.environ.get(TOKEN_ENV)
+        or _token_beyond_loopback(args.host, args.no_token),
         window_ms=args.batch_window_ms,
         max_batch=args.max_batch,
         cors=tuple(args.cors),
@@ -482,6 +486,27 @@ def _serve(args: argparse.Namespace) -> int:
                 port=args.port, workers=args.workers, log_level=args.log_level,
                 http=DeadlineProtocol, timeout_keep_alive=5)
     return EXIT_OK
+
+
+def _token_beyond_loopback(host: str, refused: bool) -> str | None:
+    """A fresh token, printed, when the server is reachable from other machines and
+    no token was given (as Jupyter does); None on loopback or with --no-token."""
+    import ipaddress
+    import secrets
+
+    name = host.strip("[]").lower()
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = name == "localhost"
+    if loopback or refused:
+        return None
+    token = secrets.token_urlsafe(24)
+    print(f"chatbot serve: --host {host} is reachable from other machines, so every "
+          f"route but /healthz and / needs a token:\n  Authorization: Bearer {token}\n"
+          "(set your own with --token-file, or serve without one with --no-token)",
+          file=sys.stderr)
+    return token
 
 
 def _token_file(path: str | None) -> str | None:

@@ -424,3 +424,26 @@ def test_a_method_the_session_route_does_not_take_lists_both_it_takes(client: Te
     response = client.put("/v1/sessions/s")
     assert error_of(response) == (405, "Method Not Allowed")
     assert {m.strip() for m in response.headers["allow"].split(",")} >= {"GET", "DELETE"}
+
+
+@pytest.mark.parametrize(("host", "extra", "made_up"), [
+    ("127.0.0.1", [], False), ("localhost", [], False), ("::1", [], False),
+    ("0.0.0.0", [], True), ("192.168.1.5", [], True), ("0.0.0.0", ["--no-token"], False)])
+def test_a_token_is_made_up_when_serving_beyond_loopback(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        host: str, extra: list[str], made_up: bool) -> None:
+    import os
+
+    import uvicorn
+
+    from chatbot.cli import main
+    from chatbot.serve.app import OPTIONS_ENV
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    monkeypatch.delenv("CHATBOT_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--host", host, *extra]) == 0
+    token = json.loads(os.environ[OPTIONS_ENV])["token"]
+    assert (token is not None) == made_up
+    if made_up:
+        assert len(token) >= 32 and f"Authorization: Bearer {token}" in capsys.readouterr().err
