@@ -89,9 +89,21 @@ def render(log: list[Teaching]) -> str:
     return _HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
+def inside(root: Path, path: Path) -> Path:
+    """`path`, refused with a `ConfigError` when it (or a link on the way to it)
+    leads outside the bot directory `root`: teaching never writes through a link
+    to elsewhere."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ConfigError(f"{path}: leads outside the bot directory (to {resolved}); "
+                          "teaching writes only inside it")
+    return path
+
+
 def save(root: Path, log: list[Teaching]) -> None:
     """Writes the log and `intents/taught.yml` (removed when the log is empty)."""
-    taught = root / INTENTS_DIR / TAUGHT_FILE
+    taught = inside(root, root / INTENTS_DIR / TAUGHT_FILE)
+    inside(root, root / LOG_FILE)
     if log:
         fsutil.write_text(taught, render(log))
     elif taught.exists():
@@ -110,6 +122,7 @@ def write_transcript(root: Path, teaching: Teaching, number: int) -> str:
             "turns": [{"user": teaching.utterance, "bot": expect}]}
     text = ("# Taught from the chat (/teach); /untaught removes it.\n"
             + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
+    inside(root, root / relative)
     (root / relative).parent.mkdir(parents=True, exist_ok=True)
-    fsutil.write_text(root / relative, text)
+    fsutil.write_text(inside(root, root / relative), text)
     return relative.as_posix()

@@ -116,7 +116,13 @@ def read_intents(
 ) -> IntentSet:
     """Like `load_intents`, but appends problems to `problems` instead of raising."""
     state = _Folder(problems, policy=dict(policy or {}))
+    bot_root = Path(folder).resolve().parent
     for file in intent_files(folder):
+        target = file.resolve()
+        if not target.is_relative_to(bot_root):
+            problems.append(LocatedError(file, 0, 0, f"a link to {target}, outside the bot "
+                                         "directory: intent files must live inside it"))
+            continue
         _read_file(state, file)
     _merge_examples(state)
     _check_uses(state)
