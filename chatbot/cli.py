@@ -310,8 +310,9 @@ def _add_bot_commands(commands: Any) -> None:
     init = commands.add_parser("init", help="create a new bot directory")
     init.add_argument("bot", help="the folder to create (must not exist, or be empty)")
     init.add_argument("--template", choices=["starter", "form"], default="starter",
-                      help="starter: intents and a transcript; form: a small form bot "
-                           "with an entity and a Python action (docs/forms.md)")
+                      help="starter: intents and a transcript; form: a small coffee-order "
+                           "form bot with an entity and a Python action; either is named "
+                           "after the folder (docs/forms.md)")
     init.set_defaults(run=_init)
 
 
