@@ -330,6 +330,8 @@ def create_app(bot: Chatbot, options: ServeOptions | None = None) -> Starlette:
             raise ApiError(422, "'text' must be a string")
         if not isinstance(trace, bool):
             raise ApiError(422, "'trace' must be true or false")
+        if type(turn) is float and turn.is_integer():
+            turn = int(turn)  # JSON Schema's integer: 2.0 is the integer 2
         if turn is not None and (type(turn) is not int or turn < 0):
             raise ApiError(422, "'turn' must be a whole number >= 0")
         try:

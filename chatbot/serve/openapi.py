@@ -38,7 +38,7 @@ def openapi(bot_name: str) -> dict[str, Any]:
                               "properties": {"status": {"type": "integer"},
                                              "message": {"type": "string"}}}}},
                 "NewSession": {"type": "object", "additionalProperties": False,
-                               "properties": {"id": {"type": "string"}}},
+                               "properties": {"id": SESSION_ID["schema"]}},
                 "Created": {"type": "object", "required": ["id", "created"], "properties": {
                     "id": {"type": "string"}, "created": {"type": "boolean"}}},
                 "Message": {"type": "object", "required": ["text"],

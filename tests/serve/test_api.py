@@ -447,3 +447,14 @@ def test_a_token_is_made_up_when_serving_beyond_loopback(
     assert (token is not None) == made_up
     if made_up:
         assert len(token) >= 32 and f"Authorization: Bearer {token}" in capsys.readouterr().err
+
+
+def test_the_description_and_the_server_agree_on_turn_and_id(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    new = spec["components"]["schemas"]["NewSession"]["properties"]["id"]
+    assert new["pattern"] == "^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+    client.post("/v1/sessions", json={"id": "s"})
+    first = client.post("/v1/sessions/s/messages", json={"text": "hi", "turn": 0.0})
+    assert first.status_code == 200  # 0.0 is an integer to JSON Schema
+    assert error_of(client.post("/v1/sessions/s/messages", json={"text": "hi", "turn": 1.5})) \
+        == (422, "'turn' must be a whole number >= 0")
