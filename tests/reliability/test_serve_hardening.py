@@ -40,6 +40,30 @@ def error_of(response: Any) -> tuple[int, str]:
     return response.status_code, body["error"]["message"]
 
 
+def post_raw(app: Any, receive: Any) -> list[dict[str, Any]]:
+    """The messages `app` sends for a POST of a message to session 's' whose body
+    arrives as `receive` yields it (a client the test client cannot imitate)."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/sessions/s/messages",
+             "raw_path": b"/v1/sessions/s/messages", "query_string": b"", "root_path": "",
+             "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
+             "http_version": "1.1", "app": app,
+             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")]}
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(app(scope, receive, send), 5)
+
+    asyncio.run(run())
+    return sent
+
+
 def poison(path: Path, session_id: str) -> None:
     """Rewrites the session's first stored event as JSON nested 5,000 levels deep."""
     with sqlite3.connect(path) as db:
@@ -189,30 +213,15 @@ def test_a_body_that_does_not_arrive_in_time_gets_408() -> None:
     bot = make_bot(MemoryStore())
     app = create_app(bot, ServeOptions(body_timeout_s=0.3))
     bot.restore({"version": 1, "id": "s", "events": [], "state": None})
-    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": b'{"text": ', "more_body": True}]
 
     async def receive() -> dict[str, Any]:
-        if not sent_first:
-            sent_first.append(True)
-            return {"type": "http.request", "body": b'{"text": ', "more_body": True}
+        if messages:
+            return messages.pop(0)
         await asyncio.sleep(30)  # a client that stalls mid-body
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    sent_first: list[bool] = []
-    scope = {"type": "http", "method": "POST", "path": "/v1/sessions/s/messages",
-             "raw_path": b"/v1/sessions/s/messages", "query_string": b"", "root_path": "",
-             "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
-             "http_version": "1.1", "app": app,
-             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")]}
-
-    async def run() -> None:
-        async with app.router.lifespan_context(app):
-            await asyncio.wait_for(app(scope, receive, send), 5)
-
-    asyncio.run(run())
+    sent = post_raw(app, receive)
     assert sent[0]["status"] == 408
     assert json.loads(sent[1]["body"]) == {"error": {
         "status": 408, "message": "the body did not arrive within 0.3 s"}}
@@ -259,32 +268,16 @@ def test_a_connection_stuck_in_its_headers_is_closed_and_others_are_served(
 
 
 def test_a_client_gone_mid_body_is_a_4xx_not_a_logged_500(caplog: pytest.LogCaptureFixture) -> None:
-    import asyncio
-
     bot = make_bot(MemoryStore())
     app = create_app(bot)
     bot.restore({"version": 1, "id": "s", "events": [], "state": None})
-    sent: list[dict[str, Any]] = []
     messages = [{"type": "http.request", "body": b'{"text": ', "more_body": True},
                 {"type": "http.disconnect"}]
 
     async def receive() -> dict[str, Any]:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "POST", "path": "/v1/sessions/s/messages",
-             "raw_path": b"/v1/sessions/s/messages", "query_string": b"", "root_path": "",
-             "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
-             "http_version": "1.1", "app": app,
-             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")]}
-
-    async def run() -> None:
-        async with app.router.lifespan_context(app):
-            await app(scope, receive, send)
-
     with caplog.at_level("ERROR", logger="chatbot.serve"):
-        asyncio.run(run())
+        sent = post_raw(app, receive)
     assert sent[0]["status"] == 400
     assert "Traceback" not in caplog.text and "unexpected error" not in caplog.text
